@@ -1,1 +1,166 @@
-fn main() {}
+//! `tandem`: the daemon (`tandem run`) and the operator's CLI in one binary.
+//!
+//! Role: parse the command line, load the config, and either run the daemon or talk to a
+//! running one over its control socket. Must never hold protocol logic of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tandem_daemon::control::{self, Request};
+
+const DEFAULT_CONFIG: &str = "/etc/tandem/tandem.toml";
+const DEFAULT_SOCKET: &str = "/run/tandem/tandem.sock";
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "High-availability cluster manager: VRRP virtual IPs, keepalived-compatible"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon in the foreground (logs to stderr; SIGTERM/SIGINT hand over and exit).
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a config file: every error as file:line:col, exit 1 if any.
+    Check {
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show every instance's state, priority, master, VIPs and counters.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// Control socket of the daemon (default: the one named in the config, else
+    /// /run/tandem/tandem.sock).
+    #[arg(short, long)]
+    socket: Option<PathBuf>,
+    /// Config file naming the control socket.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    fn socket(&self) -> Result<PathBuf, String> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        let cfg = self
+            .config
+            .clone()
+            .or_else(|| Path::new(DEFAULT_CONFIG).exists().then(|| DEFAULT_CONFIG.into()));
+        match cfg {
+            Some(path) => match tandem_config::load(&path) {
+                Ok(c) => Ok(c.node.control_socket),
+                Err(d) => Err(format!("{d}")),
+            },
+            None => Ok(DEFAULT_SOCKET.into()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check { config } => match tandem_config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: ok (node {}, {} vrrp instance{})",
+                    config.display(),
+                    c.node.name,
+                    c.vrrp_instances.len(),
+                    if c.vrrp_instances.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(d) => {
+                eprint!("{d}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Status { target, json } => {
+            let socket = match target.socket() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match control::request(&socket, &Request::Status) {
+                Ok(resp) => {
+                    let Some(st) = resp.status else {
+                        eprintln!("tandem: the daemon answered without a status");
+                        return ExitCode::from(1);
+                    };
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&st).expect("status serializes")
+                        );
+                    } else {
+                        print!("{}", st.render());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tandem: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Run { config } => {
+            init_logging();
+            let cfg = match tandem_config::load(&config) {
+                Ok(c) => c,
+                Err(d) => {
+                    eprint!("{d}");
+                    eprintln!("tandem: refusing to start with an invalid config");
+                    return ExitCode::from(1);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("tandem: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match rt.block_on(tandem_daemon::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("fatal: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

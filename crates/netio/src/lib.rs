@@ -1,59 +1,96 @@
-//! API CONTRACT for the daemon (bodies to be written).
-use std::io;
+//! Thin Linux I/O for tandem.
+//!
+//! This crate is the only place where tandem touches the Linux network stack directly:
+//!
+//! * [`VrrpSocket`]: one raw IP protocol 112 socket per (interface, address family), set up
+//!   the way VRRP needs (TTL / hop limit 255, joined to 224.0.0.18 / ff02::12 on that interface
+//!   only, multicast loop off) and driven by tokio. It hands back the bytes of each received
+//!   VRRP message together with the facts that only the IP layer knows (source, destination,
+//!   TTL / hop limit).
+//! * [`Netlink`]: interface facts (index, MAC, up, primary IPv4, IPv6 link-local) and
+//!   idempotent add / remove of virtual addresses over rtnetlink.
+//! * [`Gratuitous`]: gratuitous ARP requests and unsolicited IPv6 Neighbor Advertisements sent
+//!   through an `AF_PACKET` socket, so that switches and neighbours learn a moved VIP at once.
+//!
+//! # What this crate must never do
+//!
+//! It is deliberately dumb, so that every protocol decision lives in `tandem-vrrp` where it can
+//! be tested without root and without a kernel:
+//!
+//! * it never decides state (master / backup / fault) and never chooses *whether* to send, add
+//!   or remove anything: it does exactly what it is told, once;
+//! * it never parses VRRP beyond the IP header: it does not check the TTL, the version, the
+//!   VRID or the checksum. In particular `IPV6_CHECKSUM` is **not** set on the IPv6 socket, so
+//!   the kernel neither fills in nor silently drops bad VRRPv3 checksums: the caller computes
+//!   them, verifies them, and counts the bad ones (RFC 5798 statistics need that);
+//! * it holds no timers and does not retry: a failed send is reported to the caller, who knows
+//!   whether and when to try again.
+//!
+//! Hot paths (`send_to`, `recv`, `try_recv`, the GARP / NA senders) allocate nothing per
+//! packet: addresses, control messages and frames live on the stack.
+//!
+//! All sockets are created in the network namespace of the calling thread, which is what makes
+//! the namespace-based integration tests (`tests/`) possible.
+
+mod gratuitous;
+mod netlink;
+mod sys;
+mod vrrp_socket;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use gratuitous::{
+    garp_frame, unsolicited_na_frame, Gratuitous, GARP_FRAME_LEN, UNSOLICITED_NA_FRAME_LEN,
+};
+pub use netlink::Netlink;
+pub use vrrp_socket::VrrpSocket;
+
+/// IP protocol number of VRRP (RFC 3768 / RFC 5798).
+pub const IPPROTO_VRRP: u8 = 112;
+
+/// TTL / hop limit every VRRP packet is sent with, and the only one a receiver may accept.
+pub const VRRP_TTL: u8 = 255;
 
 /// Facts about one interface, read through netlink.
 #[derive(Debug, Clone)]
 pub struct InterfaceInfo {
     pub name: String,
     pub index: u32,
+    /// Hardware address (`IFLA_ADDRESS`); all zeros for interfaces without a 6-byte one.
     pub mac: [u8; 6],
     /// Primary (first, non-secondary) IPv4 address, if any.
     pub primary_v4: Option<Ipv4Addr>,
-    /// IPv6 link-local address, if any.
+    /// IPv6 link-local address, if any (a usable one is preferred over a tentative one).
     pub link_local_v6: Option<Ipv6Addr>,
+    /// Administratively up **and** running (carrier present): the interface can carry
+    /// traffic. This is keepalived's notion of "up" (`IFF_UP && IFF_RUNNING`).
     pub up: bool,
 }
 
 /// Metadata of one received VRRP packet.
+///
+/// The VRRP message itself is `buf[meta.payload_offset..meta.payload_offset + meta.len]`.
 #[derive(Debug, Clone, Copy)]
 pub struct RecvMeta {
+    /// Source address of the IP packet.
     pub src: IpAddr,
+    /// Destination address of the IP packet (IPv4 header, or `IPV6_PKTINFO`; `::` if the
+    /// kernel gave no `IPV6_PKTINFO`, which it always does on Linux).
     pub dst: IpAddr,
-    /// TTL (IPv4 header) or hop limit (IPV6_HOPLIMIT control message).
+    /// TTL (IPv4 header) or hop limit (IPV6_HOPLIMIT control message; 0 if missing, so the
+    /// caller's TTL check rejects it).
     pub ttl: u8,
     /// Offset of the VRRP message inside the receive buffer (IPv4: after the IP header).
     pub payload_offset: usize,
+    /// Length of the VRRP message (without the IP header) that is in the buffer. If the buffer
+    /// was too small the message is cut to what fitted; the caller's length checks catch that.
     pub len: usize,
 }
 
-/// Raw IP protocol 112 socket bound to one interface and one family. Sends with TTL / hop
-/// limit 255, joined to 224.0.0.18 / ff02::12 on the interface, multicast loop off.
-pub struct VrrpSocket {
-    _private: (),
-}
-
-impl VrrpSocket {
-    /// `src` is the source address for sending (IPv4 primary / unicast_src_ip, or the IPv6
-    /// link-local address). Must be called inside a tokio runtime.
-    pub fn open(ifindex: u32, ifname: &str, src: IpAddr) -> io::Result<Self> {
-        let _ = (ifindex, ifname, src);
-        unimplemented!()
-    }
-    /// Send one VRRP message (no IP header) to `dst` (multicast group or unicast peer).
-    pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
-        let _ = (payload, dst);
-        unimplemented!()
-    }
-    /// Wait for and receive one packet.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
-        let _ = buf;
-        unimplemented!()
-    }
-    /// Receive one already-queued packet without waiting (`Ok(None)` when the queue is empty).
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> {
-        let _ = buf;
-        unimplemented!()
+impl RecvMeta {
+    /// The VRRP message inside the buffer the metadata was received into.
+    pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.payload_offset..self.payload_offset + self.len]
     }
 }
 
@@ -63,55 +100,5 @@ pub fn vrrp_group(v6: bool) -> IpAddr {
         IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12))
     } else {
         IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18))
-    }
-}
-
-/// Netlink handle for interface facts and VIP add/remove.
-pub struct Netlink {
-    _private: (),
-}
-
-impl Netlink {
-    /// Must be called inside a tokio runtime (spawns the netlink connection task).
-    pub fn new() -> io::Result<Self> {
-        unimplemented!()
-    }
-    pub async fn interface(&self, name: &str) -> io::Result<InterfaceInfo> {
-        let _ = name;
-        unimplemented!()
-    }
-    /// Add `addr/prefix_len` to the interface; already present is success. IPv6 VIPs are
-    /// added with IFA_F_NODAD so they answer at once.
-    pub async fn add_address(&self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> io::Result<()> {
-        let _ = (ifindex, addr, prefix_len);
-        unimplemented!()
-    }
-    /// Remove it; already absent is success.
-    pub async fn del_address(&self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> io::Result<()> {
-        let _ = (ifindex, addr, prefix_len);
-        unimplemented!()
-    }
-}
-
-/// AF_PACKET sender for gratuitous ARP and unsolicited Neighbor Advertisements on one interface.
-pub struct Gratuitous {
-    _private: (),
-}
-
-impl Gratuitous {
-    pub fn open(ifindex: u32, ifname: &str, mac: [u8; 6]) -> io::Result<Self> {
-        let _ = (ifindex, ifname, mac);
-        unimplemented!()
-    }
-    /// One gratuitous ARP request: broadcast, sender = target = `vip`, sender MAC = ours.
-    pub fn send_garp(&mut self, vip: Ipv4Addr) -> io::Result<()> {
-        let _ = vip;
-        unimplemented!()
-    }
-    /// One unsolicited NA to ff02::1 for `vip`, override flag set, target link-layer option.
-    /// `src` is our link-local address.
-    pub fn send_unsolicited_na(&mut self, vip: Ipv6Addr, src: Ipv6Addr) -> io::Result<()> {
-        let _ = (vip, src);
-        unimplemented!()
     }
 }

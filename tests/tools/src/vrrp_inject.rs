@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
         .context("raw socket (needs root / CAP_NET_RAW)")?;
     s.bind(&SocketAddr::new(IpAddr::V4(a.src), 0).into())
         .with_context(|| format!("binding to {}", a.src))?;
-    s.set_ttl(a.ttl)?;
+    s.set_ttl_v4(a.ttl)?;
     s.set_multicast_ttl_v4(a.ttl)?;
     s.set_multicast_if_v4(&a.src)?;
     for _ in 0..a.count {

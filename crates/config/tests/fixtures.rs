@@ -1,0 +1,103 @@
+//! Runs the config fixtures in `tests/configs/` at the workspace root: every `valid/*.toml`
+//! must parse, and every `broken/NAME.toml` must produce exactly the diagnostics written in
+//! `broken/NAME.expected`.
+//!
+//! The broken files are parsed under the relative name `tests/configs/broken/NAME.toml` (the
+//! form `tandem check` prints when run from the repository root), so the expected text does
+//! not depend on where the repository is checked out.
+//!
+//! After an intended change of wording, `TANDEM_BLESS=1 cargo test -p tandem-config --test
+//! fixtures` rewrites the `.expected` files; review the diff before committing it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/configs")
+}
+
+/// The `.toml` files of a fixture directory, sorted so failures come in a stable order.
+fn tomls(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(configs_dir().join(dir))
+        .unwrap_or_else(|e| panic!("reading tests/configs/{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn valid_configs_parse() {
+    let files = tomls("valid");
+    assert!(files.len() >= 4, "valid fixtures missing");
+    for path in files {
+        let shown = format!("tests/configs/valid/{}.toml", stem(&path));
+        if let Err(d) = tandem_config::load(&path) {
+            panic!("{shown} should be valid:\n{d}");
+        }
+    }
+}
+
+#[test]
+fn broken_configs_give_the_expected_diagnostics() {
+    let bless = std::env::var_os("TANDEM_BLESS").is_some();
+    let files = tomls("broken");
+    assert!(files.len() >= 16, "broken fixtures missing");
+    let mut failures = Vec::new();
+    for path in files {
+        let name = stem(&path);
+        let shown = format!("tests/configs/broken/{name}.toml");
+        let text = fs::read_to_string(&path).unwrap();
+        let actual = match tandem_config::parse(&text, Path::new(&shown)) {
+            Ok(_) => "(accepted)\n".to_string(),
+            Err(d) => d.to_string(),
+        };
+        let expected_path = path.with_extension("expected");
+        if bless {
+            fs::write(&expected_path, &actual).unwrap();
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        if actual != expected {
+            failures.push(format!(
+                "== {shown}\n-- expected:\n{expected}-- actual:\n{actual}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_expected_file_has_its_config() {
+    let dir = configs_dir().join("broken");
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "expected") {
+            assert!(
+                path.with_extension("toml").exists(),
+                "{} has no .toml",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_lb_pair_is_one_group() {
+    let dir = configs_dir().join("valid");
+    let a = tandem_config::load(&dir.join("lb1.toml")).unwrap();
+    let b = tandem_config::load(&dir.join("lb2.toml")).unwrap();
+    let (i, j) = (&a.vrrp_instances[0], &b.vrrp_instances[0]);
+    assert_eq!((i.priority, j.priority), (150, 100));
+    assert_eq!(i.virtual_router_id, j.virtual_router_id);
+    assert_eq!(i.virtual_ipaddress, j.virtual_ipaddress);
+    assert_eq!(i.advert_int, std::time::Duration::from_millis(100));
+    assert_eq!(i.version, tandem_config::VrrpVersion::V3);
+    assert_eq!(i.virtual_ipaddress[0].to_string(), "192.0.2.100/24");
+}

@@ -11,6 +11,7 @@ fail() {
     echo "FAIL: $*" >&2
     local h
     for h in "${LAB_HOSTS[@]}"; do
+        echo "===== $h addresses: $(ip -n "$(lab_ns "$h")" -o addr show dev eth0 2>/dev/null | awk '{print $4}' | tr '\n' ' ')" >&2
         if [ -f "$LAB_DIR/$h.log" ]; then
             echo "===== $h.log (last 40 lines)" >&2
             tail -n 40 "$LAB_DIR/$h.log" >&2
@@ -30,3 +31,6 @@ neigh_mac() { lab_exec "$1" ip neigh show "$2" dev eth0 | sed -n 's/.*lladdr \([
 neigh_is() { [ "$(neigh_mac "$1" "$2")" = "$3" ]; }
 # holders_are ADDR "HOSTS": exactly these hosts have ADDR configured.
 holders_are() { [ "$(lab_holders "$1")" = "$2" ]; }
+# counter_is NAME INSTANCE COUNTER N / counter_ge ...: for wait_for (evaluated on every poll).
+counter_is() { [ "$(counter "$1" "$2" "$3")" = "$4" ]; }
+counter_ge() { local v; v=$(counter "$1" "$2" "$3"); [ -n "$v" ] && [ "$v" -ge "$4" ]; }

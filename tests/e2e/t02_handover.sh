@@ -24,21 +24,22 @@ EOT
     } >"$LAB_DIR/$name.toml"
 done
 tandem_start lb1 "$LAB_DIR/lb1.toml"
-wait_for "lb1 MASTER" 10 is_state lb1 VI_1 MASTER || fail "lb1 never became master"
+wait_for "lb1 MASTER (alone: after one Master_Down_Interval, 10.2 s)" 20 is_state lb1 VI_1 MASTER || fail "lb1 never became master"
 tandem_start lb2 "$LAB_DIR/lb2.toml"
 wait_for "lb2 BACKUP" 10 is_state lb2 VI_1 BACKUP || fail "lb2 not backup"
 # Let lb2 hear at least one advert so its timer runs on lb1's adverts.
-wait_for "lb2 hears lb1" 10 test "$(counter lb2 VI_1 adverts_received)" -ge 1 || fail "lb2 hears nothing"
+wait_for "lb2 hears lb1" 10 counter_ge lb2 VI_1 adverts_received 1 || fail "lb2 hears nothing"
 [ "$(tandem_field lb2 VI_1 .skew_time_ms)" = 1828 ] || fail "Skew_Time is $(tandem_field lb2 VI_1 .skew_time_ms) ms, expected 1828"
 
 step "capture on the client, then SIGTERM lb1"
-lab_exec client tcpdump -i eth0 -n -l -tt 'ip proto 112' >"$LAB_DIR/wire.txt" 2>/dev/null &
+ip netns exec "$(lab_ns client)" tcpdump -i eth0 -n -l -tt 'ip proto 112' >"$LAB_DIR/wire.txt" 2>/dev/null &
+dump=$!
 sleep 0.5
 tandem_stop lb1 TERM
 wait_for "lb2 MASTER" 8 is_state lb2 VI_1 MASTER || fail "lb2 did not take over within 8 s (MDI is 10.8 s)"
 sleep 0.3
-kill %1 2>/dev/null || true
-wait 2>/dev/null || true
+kill "$dump" 2>/dev/null || true
+wait "$dump" 2>/dev/null || true
 cat "$LAB_DIR/wire.txt"
 expect "lb1 removed the VIP on exit" holders_are $VIP lb2
 grep -q "192.0.2.1 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 0" "$LAB_DIR/wire.txt" ||

@@ -71,7 +71,7 @@ vrrp_instance VI_1 {
 }
 EOT
     rm -f "$LAB_DIR/ka.pid" "$LAB_DIR/ka-vrrp.pid"
-    lab_exec ka keepalived -n -l -D --vrrp -f "$LAB_DIR/ka.conf" \
+    ip netns exec "$(lab_ns ka)" keepalived -n -l -D --vrrp -f "$LAB_DIR/ka.conf" \
         -p "$LAB_DIR/ka.pid" -r "$LAB_DIR/ka-vrrp.pid" >>"$LAB_DIR/ka.log" 2>&1 &
     echo $! >"$LAB_DIR/ka.main"
 }

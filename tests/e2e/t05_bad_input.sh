@@ -57,36 +57,40 @@ check() {
 
 step "TTL 64"
 inject --version 3 --vrid 51 --advert-int 10 --addr 192.0.2.100 --ttl 64
-wait_for "counted" 5 test "$(counter lb2 VI_3 dropped_bad_ttl)" = 3 || true
+wait_for "counted" 5 counter_is lb2 VI_3 dropped_bad_ttl 3 || true
 check VI_3 dropped_bad_ttl
 step "bad checksum"
 inject --version 3 --vrid 51 --advert-int 10 --addr 192.0.2.100 --bad-checksum
-wait_for "counted" 5 test "$(counter lb2 VI_3 dropped_bad_checksum)" = 3 || true
+wait_for "counted" 5 counter_is lb2 VI_3 dropped_bad_checksum 3 || true
 check VI_3 dropped_bad_checksum
 step "wrong version (a v2 advert for the v3 instance)"
 inject --version 2 --vrid 51 --advert-int 1 --addr 192.0.2.100
-wait_for "counted" 5 test "$(counter lb2 VI_3 dropped_bad_version)" = 3 || true
+wait_for "counted" 5 counter_is lb2 VI_3 dropped_bad_version 3 || true
 check VI_3 dropped_bad_version
 step "bad type"
 inject --version 3 --ver-type 0x32 --vrid 51 --advert-int 10 --addr 192.0.2.100
-wait_for "counted" 5 test "$(counter lb2 VI_3 dropped_bad_type)" = 3 || true
+wait_for "counted" 5 counter_is lb2 VI_3 dropped_bad_type 3 || true
 check VI_3 dropped_bad_type
-step "truncated"
+step "truncated, and a count field larger than the packet"
 inject --version 3 --vrid 51 --advert-int 10 --addr 192.0.2.100 --truncate 6
-wait_for "counted" 5 test "$(counter lb2 VI_3 dropped_truncated)" = 3 || true
-check VI_3 dropped_truncated
-step "address count field disagrees with the packet"
-inject --version 3 --vrid 51 --advert-int 10 --addr 192.0.2.100 --count-field 2
-wait_for "counted" 5 test "$(counter lb2 VI_3 dropped_address_count)" = 3 || true
+lab_exec client "$INJECT" --src "$CL" --priority 254 --version 3 --vrid 51 --advert-int 10 --addr 192.0.2.100 --count-field 3
+wait_for "counted" 5 counter_is lb2 VI_3 dropped_truncated 4 || true
+for h in lb1 lb2; do
+    [ "$(counter $h VI_3 dropped_truncated)" = 4 ] || fail "$h VI_3 dropped_truncated = $(counter $h VI_3 dropped_truncated), expected 4"
+done
+step "address count differs from the configured VIPs (keepalived drops these too)"
+inject --version 3 --vrid 51 --advert-int 10 --addr 192.0.2.100 --addr 192.0.2.99
+wait_for "counted" 5 counter_is lb2 VI_3 dropped_address_count 3 || true
 check VI_3 dropped_address_count
 step "wrong password (v2 PASS)"
 inject --version 2 --vrid 52 --advert-int 1 --addr 192.0.2.101 --auth-pass wrong
-wait_for "counted" 5 test "$(counter lb2 VI_2 dropped_auth_mismatch)" = 3 || true
+wait_for "counted" 5 counter_is lb2 VI_2 dropped_auth_mismatch 3 || true
 check VI_2 dropped_auth_mismatch
 step "unknown VRID"
+unknown_vrid_is() { [ "$(tandem_status "$1" --json | jq ".sockets[0].dropped_unknown_vrid")" = "$2" ]; }
 inject --version 3 --vrid 99 --advert-int 10 --addr 192.0.2.100
 for h in lb1 lb2; do
-    wait_for "$h counts unknown VRID" 5 test "$(tandem_status $h --json | jq '.sockets[0].dropped_unknown_vrid')" = 3 ||
+    wait_for "$h counts unknown VRID" 5 unknown_vrid_is $h 3 ||
         fail "$h: unknown VRID not counted: $(tandem_status $h --json | jq -c '.sockets')"
 done
 

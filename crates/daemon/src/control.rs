@@ -158,9 +158,9 @@ async fn handle(stream: UnixStream, allowed: bool, to_loop: mpsc::Sender<Pending
     } else {
         match reader.read_line(&mut line).await {
             Err(e) => Response::error(format!("unreadable request: {e}")),
-            Ok(_) if !line.ends_with('\n') => {
-                Response::error(format!("request too long or not newline-terminated (limit {MAX_REQUEST} bytes)"))
-            }
+            Ok(_) if !line.ends_with('\n') => Response::error(format!(
+                "request too long or not newline-terminated (limit {MAX_REQUEST} bytes)"
+            )),
             Ok(_) => match serde_json::from_str::<Request>(&line) {
                 Err(e) => Response::error(format!("malformed request: {e}")),
                 Ok(request) => {

@@ -25,7 +25,7 @@ use crate::status::{InstanceStatus, SocketStatus, StatusReport};
 
 /// Large enough for any VRRP packet with its IPv4 header (255 IPv6 addresses = 4088 bytes).
 const RECV_BUF: usize = 8192;
-const SEND_BUF: usize = 4200;
+const SEND_BUF: usize = tandem_vrrp::wire::MAX_LEN;
 
 enum Wake {
     Stop(&'static str),
@@ -150,9 +150,10 @@ impl Daemon {
         let now = Instant::now();
         for c in &config.vrrp_instances {
             if !ifaces.contains_key(&c.interface) {
-                let info = nl.interface(&c.interface).await.with_context(|| {
-                    format!("instance {}: interface {}", c.name, c.interface)
-                })?;
+                let info = nl
+                    .interface(&c.interface)
+                    .await
+                    .with_context(|| format!("instance {}: interface {}", c.name, c.interface))?;
                 ifaces.insert(c.interface.clone(), info);
             }
             let info = &ifaces[&c.interface];
@@ -185,9 +186,10 @@ impl Daemon {
             {
                 Some(i) => i,
                 None => {
-                    let sock = VrrpSocket::open(info.index, &info.name, primary).with_context(
-                        || format!("opening the VRRP socket on {} for {}", c.interface, c.name),
-                    )?;
+                    let sock =
+                        VrrpSocket::open(info.index, &info.name, primary).with_context(|| {
+                            format!("opening the VRRP socket on {} for {}", c.interface, c.name)
+                        })?;
                     d.sockets.push(Socket {
                         sock,
                         ifindex: info.index,
@@ -390,6 +392,7 @@ impl Daemon {
     fn dispatch(&mut self, si: usize, meta: RecvMeta, buf: &[u8], now: Instant) {
         let sock = &mut self.sockets[si];
         sock.received += 1;
+        tracing::trace!(src = %meta.src, len = meta.len, ttl = meta.ttl, interface = %sock.ifname, "packet");
         let end = (meta.payload_offset + meta.len).min(buf.len());
         let payload = &buf[meta.payload_offset.min(end)..end];
         if payload.len() < 2 {
@@ -398,7 +401,11 @@ impl Daemon {
             return;
         }
         let vrid = payload[1];
-        if self.insts.iter().any(|i| i.src == meta.src && i.socket == si) {
+        if self
+            .insts
+            .iter()
+            .any(|i| i.src == meta.src && i.socket == si)
+        {
             sock.own_ignored += 1;
             return;
         }
@@ -430,6 +437,12 @@ impl Daemon {
                         let sock = &mut self.sockets[inst.socket];
                         for dst in &inst.dsts {
                             let n = inst.core.encode_advert(priority, inst.src, *dst, &mut sbuf);
+                            if n == 0 {
+                                // Only a config the validator should have refused gets here.
+                                sock.send_errors += 1;
+                                tracing::error!(instance = %inst.cfg.name, "advert does not fit on the wire; not sent");
+                                continue;
+                            }
                             if let Err(e) = sock.sock.send_to(&sbuf[..n], *dst).await {
                                 sock.send_errors += 1;
                                 tracing::warn!(instance = %inst.cfg.name, %dst, error = %e, "sending advert failed");
@@ -569,4 +582,3 @@ fn watchdog_interval() -> Option<Duration> {
         None
     }
 }
-

@@ -111,8 +111,10 @@ impl StatusReport {
                 i.master_down_interval_ms,
                 i.skew_time_ms
             );
-            let (drops, other): (Vec<_>, Vec<_>) =
-                i.counters.iter().partition(|(k, _)| k.starts_with("dropped_"));
+            let (drops, other): (Vec<_>, Vec<_>) = i
+                .counters
+                .iter()
+                .partition(|(k, _)| k.starts_with("dropped_"));
             let line = |v: &[(&String, &u64)], skip_zero: bool| {
                 v.iter()
                     .filter(|(_, n)| !skip_zero || **n > 0)

@@ -62,10 +62,11 @@ impl Target {
         if let Some(s) = &self.socket {
             return Ok(s.clone());
         }
-        let cfg = self
-            .config
-            .clone()
-            .or_else(|| Path::new(DEFAULT_CONFIG).exists().then(|| DEFAULT_CONFIG.into()));
+        let cfg = self.config.clone().or_else(|| {
+            Path::new(DEFAULT_CONFIG)
+                .exists()
+                .then(|| DEFAULT_CONFIG.into())
+        });
         match cfg {
             Some(path) => match tandem_config::load(&path) {
                 Ok(c) => Ok(c.node.control_socket),
@@ -162,5 +163,6 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -12,4 +12,4 @@ pub mod instance;
 pub mod wire;
 
 pub use instance::{Action, Counters, DropReason, Instance, InstanceConfig, State};
-pub use wire::{Auth, DecodeError, Version};
+pub use wire::{Auth, DecodeError, EmitError, Family, Version};

@@ -96,7 +96,8 @@ tandem_stop() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
-    wait "$pid" 2>/dev/null || true
+    # Braces so that bash's own "Killed" job notice goes to /dev/null too.
+    { wait "$pid"; } 2>/dev/null || true
 }
 
 # tandem_status NAME [--json]: `tandem status` against the host's control socket.

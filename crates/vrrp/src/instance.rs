@@ -248,6 +248,15 @@ fn deadline(now: Instant, after: Duration) -> Option<Instant> {
     now.checked_add(after)
 }
 
+/// Next deadline of a periodic timer that fired at `now`: one period after the previous
+/// deadline while that is still ahead, else one period from `now`.
+fn rearm(previous: Option<Instant>, now: Instant, period: Duration) -> Option<Instant> {
+    match previous.and_then(|p| p.checked_add(period)) {
+        Some(next) if next > now => Some(next),
+        _ => deadline(now, period),
+    }
+}
+
 /// One VRRP virtual router.
 pub struct Instance {
     config: InstanceConfig,
@@ -366,9 +375,10 @@ impl Instance {
 
     /// Fire every timer whose deadline is `<= now`.
     ///
-    /// Each timer fires at most once per call, and a periodic timer is re-armed from `now`,
-    /// so a late call (the process was stopped, the host stalled) does not replay the
-    /// missed periods.
+    /// Each timer fires at most once per call. A periodic timer keeps its phase (re-armed
+    /// from its own deadline, so scheduling latency does not accumulate into drift), unless
+    /// the call is a whole period late (the process was stopped, the host stalled): then it
+    /// is re-armed from `now` and the missed periods are not replayed.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due = |timer: Option<Instant>| timer.is_some_and(|t| t <= now);
         match self.state {
@@ -383,7 +393,7 @@ impl Instance {
                     // RFC 5798 §6.4.3: "Send an ADVERTISEMENT, Reset the Adver_Timer to
                     // Advertisement_Interval".
                     self.send_advert(self.priority);
-                    self.adver_timer = deadline(now, self.advert_interval);
+                    self.adver_timer = rearm(self.adver_timer, now, self.advert_interval);
                 }
                 if due(self.garp_delay_timer) {
                     self.garp_delay_timer = None;
@@ -391,7 +401,11 @@ impl Instance {
                 }
                 if due(self.garp_refresh_timer) {
                     self.send_gratuitous(self.config.garp_master_refresh_repeat);
-                    self.garp_refresh_timer = deadline(now, self.config.garp_master_refresh);
+                    self.garp_refresh_timer = rearm(
+                        self.garp_refresh_timer,
+                        now,
+                        self.config.garp_master_refresh,
+                    );
                 }
             }
             State::Initialize | State::Fault => {}

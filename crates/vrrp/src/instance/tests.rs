@@ -1053,6 +1053,20 @@ fn stall_master_sends_one_advert_and_reschedules_from_now() {
 }
 
 #[test]
+fn slightly_late_advert_timer_keeps_its_phase() {
+    // Scheduling latency of a few ms must not accumulate into advert drift.
+    let t0 = Instant::now();
+    let mut inst = started(cfg(255), t0);
+    drain(&mut inst);
+    for n in 1..=50u64 {
+        let late = t0 + secs(n) + ms(3);
+        inst.handle_timeout(late);
+        assert_eq!(drain(&mut inst), [Action::SendAdvert { priority: 255 }]);
+        assert_eq!(inst.poll_timeout(), Some(t0 + secs(n + 1)));
+    }
+}
+
+#[test]
 fn stall_backup_takes_over_once() {
     let t0 = Instant::now();
     let mut inst = started(cfg(100), t0);

@@ -34,3 +34,4 @@ holders_are() { [ "$(lab_holders "$1")" = "$2" ]; }
 # counter_is NAME INSTANCE COUNTER N / counter_ge ...: for wait_for (evaluated on every poll).
 counter_is() { [ "$(counter "$1" "$2" "$3")" = "$4" ]; }
 counter_ge() { local v; v=$(counter "$1" "$2" "$3"); [ -n "$v" ] && [ "$v" -ge "$4" ]; }
+lacks_addr() { ! lab_has_addr "$@"; }

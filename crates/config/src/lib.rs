@@ -12,9 +12,19 @@
 //!
 //! The format (see ARCHITECTURE.md, "The config users write") uses keepalived's vocabulary
 //! where it has one. Durations are strings like `"100ms"` or `"1.5s"` ([`parse_duration`]).
-//! This build supports `[node]` and `[[vrrp_instance]]`; the other documented sections
-//! (`[cluster]`, `[[heartbeat]]`, `[[check]]`, `[[fence_device]]`, `[[fence_level]]`) are
-//! refused with a message saying they are not supported yet.
+//! This build supports `[node]`, `[[vrrp_instance]]`, `[[check]]` and `[[vrrp_sync_group]]`;
+//! the other documented sections (`[cluster]`, `[[heartbeat]]`, `[[fence_device]]`,
+//! `[[fence_level]]`) and the instance key `fence_on_takeover` are refused with a message saying
+//! they are not supported yet.
+//!
+//! Health: a `[[check]]` ([`Check`]: kind `"tcp"`, `"http"` or `"script"`) is probed on its own
+//! interval; an instance follows checks with `track_check`, interfaces with `track_interface`
+//! and weight files with `track_file`, each entry a [`Track`] with a weight (0: FAULT while the
+//! item is bad). A check that no instance tracks is valid: it runs and shows in status. The
+//! instance's `notify` program is run on every transition. A `[[vrrp_sync_group]]`
+//! ([`SyncGroup`]) makes instances move together. Names are resolved here: every
+//! `track_check` names a declared check and every sync group member a declared instance, so the
+//! daemon can look them up with [`Config::check`] and [`Config::instance`] without failing.
 //!
 //! In a `[[vrrp_instance]]`, the first `virtual_ipaddress` decides the advert family (IPv4 or
 //! IPv6, see [`VrrpInstance::advert_family`]). With `version = 3`, addresses of the other family
@@ -41,6 +51,12 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/tandem/tandem.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tandem";
 /// `[node] control_socket` when absent.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/tandem/tandem.sock";
+/// `[[check]] interval` when absent.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// `[[check]] timeout` when absent.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// `[[vrrp_instance]] notify_timeout` when absent.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A whole, validated node config.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +65,95 @@ pub struct Config {
     pub path: PathBuf,
     pub node: NodeConfig,
     pub vrrp_instances: Vec<VrrpInstance>,
+    /// `[[check]]`: health checks that instances track by name.
+    pub checks: Vec<Check>,
+    /// `[[vrrp_sync_group]]`: instances that move together.
+    pub sync_groups: Vec<SyncGroup>,
+}
+
+/// `[[check]]`: one health check, referenced by `track_check` in instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// Unique among checks.
+    pub name: String,
+    pub kind: CheckKind,
+    /// Start-to-start period, default "2s".
+    pub interval: Duration,
+    /// A probe still running at this point has failed; default "1s"; must be < interval.
+    pub timeout: Duration,
+    /// Successes in a row that make a check up, default 1 (1..=100).
+    pub rise: u32,
+    /// Failures in a row that make a check down, default 1 (1..=100).
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// kind = "tcp": `host` (IP or name, required) and `port` (required): a TCP connect.
+    Tcp { host: String, port: u16 },
+    /// kind = "http": `url` (http:// or https://, required), `expect_status` (default 200),
+    /// `expect_body` (substring, optional), `tls_verify` (default true), `ca_file` (optional).
+    Http {
+        url: String,
+        expect_status: u16,
+        expect_body: Option<String>,
+        tls_verify: bool,
+        ca_file: Option<PathBuf>,
+    },
+    /// kind = "script": `script` = a string split on whitespace (keepalived style) or an array
+    /// of strings; the first element is the program (absolute path). Exit 0 = success.
+    Script { command: Vec<String> },
+}
+
+/// One tracked item's effect: weight 0 faults the instance while the item is bad; any other
+/// weight (-254..=254) is added to the priority while the item is good (positive weight) or
+/// while it is bad (negative weight), keepalived's rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    /// The interface name, check name, or file path.
+    pub target: String,
+    pub weight: i32,
+    /// Where the entry is in the file, for the daemon's messages ("file:line:col").
+    pub origin: String,
+}
+
+/// `[[vrrp_sync_group]]`: `name` and `group = ["VI_1", "VI_2"]` (at least two instances,
+/// each in at most one group), keepalived's vrrp_sync_group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncGroup {
+    pub name: String,
+    pub group: Vec<String>,
+}
+
+impl Config {
+    /// The `[[check]]` named `name`. Every `track_check` of a validated config finds one.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// The `[[vrrp_instance]]` named `name`. Every sync group member of a validated config
+    /// finds one.
+    pub fn instance(&self, name: &str) -> Option<&VrrpInstance> {
+        self.vrrp_instances.iter().find(|i| i.name == name)
+    }
+
+    /// The sync group the instance named `instance` is in, if any (at most one).
+    pub fn sync_group_of(&self, instance: &str) -> Option<&SyncGroup> {
+        self.sync_groups
+            .iter()
+            .find(|g| g.group.iter().any(|m| m == instance))
+    }
+}
+
+impl CheckKind {
+    /// `"tcp"`, `"http"` or `"script"`, as in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Script { .. } => "script",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +320,19 @@ pub struct VrrpInstance {
     pub garp_master_refresh_repeat: u32,
     pub garp_lower_prio_repeat: u32,
     pub higher_prio_send_advert: bool,
+    /// `track_interface = ["eth1", { interface = "eth2", weight = -20 }]`: a bare name is
+    /// weight 0 (down = FAULT).
+    pub track_interface: Vec<Track>,
+    /// `track_check = [{ check = "haproxy", weight = 0 }]`: names a `[[check]]`.
+    pub track_check: Vec<Track>,
+    /// `track_file = [{ file = "/run/lb/weight", weight = 10 }]`: keepalived's track_file; the
+    /// file holds an integer; weight 0: a non-zero value faults; else value × weight is added.
+    pub track_file: Vec<Track>,
+    /// `notify = "/etc/tandem/notify.sh"`: run on every transition as
+    /// `notify INSTANCE NAME STATE PRIORITY` (keepalived's arguments). Absolute path.
+    pub notify: Option<PathBuf>,
+    /// `notify_timeout`, default "10s": a notify script still running then is killed.
+    pub notify_timeout: Duration,
 }
 
 impl VrrpInstance {
@@ -424,6 +542,13 @@ virtual_ipaddress = ["192.0.2.100/24"]
         assert_eq!(i.garp_master_refresh_repeat, 1);
         assert_eq!(i.garp_lower_prio_repeat, 5);
         assert!(i.higher_prio_send_advert);
+        assert!(i.track_interface.is_empty());
+        assert!(i.track_check.is_empty());
+        assert!(i.track_file.is_empty());
+        assert_eq!(i.notify, None);
+        assert_eq!(i.notify_timeout, Duration::from_secs(10));
+        assert!(c.checks.is_empty());
+        assert!(c.sync_groups.is_empty());
         assert_eq!(
             i.virtual_ipaddress,
             vec![IpPrefix {
@@ -790,6 +915,632 @@ auth_pass = "x"
         assert!(
             d.hint.as_deref().unwrap_or("").starts_with("expected"),
             "{d}"
+        );
+    }
+
+    /// MINIMAL with `extra` added to its instance, then `rest` (more sections) appended.
+    fn with_instance_keys(extra: &str, rest: &str) -> String {
+        let text = MINIMAL.replace(
+            "virtual_router_id = 51",
+            &format!("virtual_router_id = 51\n{extra}"),
+        );
+        format!("{text}{rest}")
+    }
+
+    /// Exactly one diagnostic, containing `want`.
+    fn assert_one_error(text: &str, want: &str, what: &str) {
+        let got = parse_err(text);
+        assert!(got.contains(want), "{what}: wanted {want:?} in\n{got}");
+        assert_eq!(
+            got.matches("t.toml:").count(),
+            1,
+            "{what}: one diagnostic\n{got}"
+        );
+    }
+
+    const WEB_CHECK: &str =
+        "\n[[check]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1/\"\n";
+
+    #[test]
+    fn checks_get_their_defaults() {
+        let c = parse_ok(&format!(
+            r#"{MINIMAL}
+[[check]]
+name = "db"
+kind = "tcp"
+host = "::1"
+port = 5432
+
+[[check]]
+name = "web"
+kind = "http"
+url = "https://lb.example/health"
+
+[[check]]
+name = "s1"
+kind = "script"
+script = "  /usr/bin/pgrep   -x haproxy "
+
+[[check]]
+name = "s2"
+kind = "script"
+script = ["/bin/sh", "-c", "test -e /run/ok"]
+interval = "500ms"
+timeout = "100ms"
+rise = 3
+fall = 100
+"#
+        ));
+        // Nothing tracks these checks, which is fine: they run and show in status.
+        assert!(c.vrrp_instances[0].track_check.is_empty());
+        assert_eq!(
+            c.checks[0],
+            Check {
+                name: "db".into(),
+                kind: CheckKind::Tcp {
+                    host: "::1".into(),
+                    port: 5432
+                },
+                interval: DEFAULT_CHECK_INTERVAL,
+                timeout: DEFAULT_CHECK_TIMEOUT,
+                rise: 1,
+                fall: 1,
+            }
+        );
+        assert_eq!(DEFAULT_CHECK_INTERVAL, Duration::from_secs(2));
+        assert_eq!(DEFAULT_CHECK_TIMEOUT, Duration::from_secs(1));
+        assert_eq!(
+            c.check("web").unwrap().kind,
+            CheckKind::Http {
+                url: "https://lb.example/health".into(),
+                expect_status: 200,
+                expect_body: None,
+                tls_verify: true,
+                ca_file: None,
+            }
+        );
+        assert_eq!(
+            c.check("s1").unwrap().kind,
+            CheckKind::Script {
+                command: vec!["/usr/bin/pgrep".into(), "-x".into(), "haproxy".into()]
+            }
+        );
+        let s2 = c.check("s2").unwrap();
+        assert_eq!(
+            s2.kind,
+            CheckKind::Script {
+                command: vec!["/bin/sh".into(), "-c".into(), "test -e /run/ok".into()]
+            }
+        );
+        assert_eq!(
+            (s2.interval, s2.timeout, s2.rise, s2.fall),
+            (
+                Duration::from_millis(500),
+                Duration::from_millis(100),
+                3,
+                100
+            )
+        );
+        let kinds: Vec<&str> = c.checks.iter().map(|c| c.kind.name()).collect();
+        assert_eq!(kinds, ["tcp", "http", "script", "script"]);
+        assert!(c.check("nope").is_none());
+    }
+
+    #[test]
+    fn tracks_and_notify_with_their_origins() {
+        let c = parse_ok(&with_instance_keys(
+            r#"track_interface = ["eth1", { interface = "eth2", weight = -20 }]
+track_check = [{ check = "web", weight = 30 }]
+track_file = [{ file = "/run/w" }]
+notify = "/etc/tandem/notify.sh"
+notify_timeout = "100ms""#,
+            WEB_CHECK,
+        ));
+        let i = &c.vrrp_instances[0];
+        let t = |target: &str, weight: i32, origin: &str| Track {
+            target: target.into(),
+            weight,
+            origin: origin.into(),
+        };
+        // MINIMAL starts with an empty line: the instance's keys start on line 6.
+        assert_eq!(
+            i.track_interface,
+            [t("eth1", 0, "t.toml:9:20"), t("eth2", -20, "t.toml:9:28")]
+        );
+        assert_eq!(i.track_check, [t("web", 30, "t.toml:10:16")]);
+        assert_eq!(i.track_file, [t("/run/w", 0, "t.toml:11:15")]);
+        assert_eq!(
+            i.notify.as_deref(),
+            Some(Path::new("/etc/tandem/notify.sh"))
+        );
+        assert_eq!(i.notify_timeout, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn track_entries_may_be_written_as_tables() {
+        let c = parse_ok(&format!(
+            "{MINIMAL}\n[[vrrp_instance.track_check]]\ncheck = \"web\"\nweight = -5\n{WEB_CHECK}"
+        ));
+        let tracks = &c.vrrp_instances[0].track_check;
+        assert_eq!(tracks.len(), 1);
+        assert_eq!((tracks[0].target.as_str(), tracks[0].weight), ("web", -5));
+        assert_eq!(tracks[0].origin, "t.toml:11:1");
+    }
+
+    #[test]
+    fn an_address_owner_may_track_with_weight_zero() {
+        let c = parse_ok(&with_instance_keys(
+            "priority = 255\ntrack_interface = [\"eth1\"]\ntrack_check = [{ check = \"web\" }]",
+            WEB_CHECK,
+        ));
+        assert_eq!(c.vrrp_instances[0].track_check[0].weight, 0);
+    }
+
+    #[test]
+    fn sync_groups_and_lookups() {
+        let second = MINIMAL
+            .split("[[vrrp_instance]]")
+            .nth(1)
+            .unwrap()
+            .replace("VI_1", "VI_2")
+            .replace("eth0", "eth1")
+            .replace("192.0.2.100", "198.51.100.1");
+        let c = parse_ok(&format!(
+            "{MINIMAL}\n[[vrrp_instance]]{second}\n[[vrrp_sync_group]]\nname = \"G\"\n\
+             group = [\"VI_2\", \"VI_1\"]\n"
+        ));
+        assert_eq!(
+            c.sync_groups,
+            [SyncGroup {
+                name: "G".into(),
+                group: vec!["VI_2".into(), "VI_1".into()]
+            }]
+        );
+        assert_eq!(c.sync_group_of("VI_1").unwrap().name, "G");
+        assert!(c.sync_group_of("VI_3").is_none());
+        assert_eq!(c.instance("VI_2").unwrap().interface, "eth1");
+        assert!(c.instance("VI_3").is_none());
+    }
+
+    #[test]
+    fn an_arbiter_may_run_checks() {
+        let c = parse_ok(&format!(
+            "[node]\nname = \"arb\"\nrole = \"arbiter\"\n{WEB_CHECK}"
+        ));
+        assert_eq!(c.checks.len(), 1);
+    }
+
+    /// Each case is the body of a [[check]] named "c" and gives one diagnostic.
+    #[test]
+    fn check_rules() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "kind = \"tcp\"\nhost = \"10.0.0.1\"\nport = 0",
+                "port: must be 1 to 65535, found 0",
+            ),
+            (
+                "kind = \"tcp\"\nhost = \"10.0.0.1\"\nport = 65536",
+                "port: must be 1 to 65535, found 65536",
+            ),
+            (
+                "kind = \"tcp\"\nhost = \"db.example:5432\"\nport = 5432",
+                "\"db.example:5432\" includes a port",
+            ),
+            ("kind = \"tcp\"\nhost = \"a..b\"\nport = 1", "empty label"),
+            (
+                "kind = \"tcp\"\nhost = \"10.0.0.256\"\nport = 1",
+                "not a valid IPv4 address",
+            ),
+            ("kind = \"tcp\"\nhost = \"[::1]\"\nport = 1", "has brackets"),
+            (
+                "kind = \"tcp\"\nhost = \"224.0.0.18\"\nport = 1",
+                "is a multicast address",
+            ),
+            (
+                "kind = \"tcp\"\nhost = \"\"\nport = 1",
+                "host: must not be empty",
+            ),
+            (
+                "kind = \"tcp\"\nhost = \"-lb.example\"\nport = 1",
+                "starts or ends with \"-\"",
+            ),
+            (
+                "kind = \"tcp\"\nport = 1",
+                "[[check]] is missing the required key \"host\"",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://x/\"\nexpect_status = 600",
+                "expect_status: must be 100 to 599, found 600",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://x/\"\nexpect_body = \"\"",
+                "expect_body: must not be empty",
+            ),
+            (
+                "kind = \"http\"\nurl = \"https://x/\"\nca_file = \"ca.pem\"",
+                "ca_file: must be an absolute path, found \"ca.pem\"",
+            ),
+            (
+                "kind = \"http\"\nurl = \"https://x/\"\ntls_verify = false\nca_file = \"/ca.pem\"",
+                "ca_file: unused with tls_verify = false",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://x/\"\ntls_verify = true",
+                "tls_verify: only applies to https:// URLs",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://x/\"\nca_file = \"/ca.pem\"",
+                "ca_file: only applies to https:// URLs",
+            ),
+            ("kind = \"http\"\nurl = \"http://x/#top\"", "has a fragment"),
+            ("kind = \"http\"\nurl = \"http://x/a b\"", "contains ' '"),
+            (
+                "kind = \"http\"\nurl = \"http://x/<a>\"",
+                "percent-encode it, like %3C",
+            ),
+            (
+                "kind = \"http\"\nurl = \"HTTP://x/\"",
+                "write the scheme in lower case",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://x:/\"",
+                "port \"\" is not a number",
+            ),
+            ("kind = \"http\"\nurl = \"http://[::1/\"", "no \"]\" after"),
+            (
+                "kind = \"http\"\nurl = \"http://[::1]x/\"",
+                "has \"x\" after its IPv6",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://[1.2.3.4]/\"",
+                "is not an IPv6 address",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://a_b!/\"",
+                "host \"a_b!\" contains \"!\"",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://u:hunter2@x/\"",
+                "user info (\"user:password@\") in a URL is not supported",
+            ),
+            (
+                "kind = \"http\"",
+                "[[check]] is missing the required key \"url\"",
+            ),
+            (
+                "kind = \"script\"\nscript = \"pgrep haproxy\"",
+                "script: the program must be an absolute path, found \"pgrep\"",
+            ),
+            (
+                "kind = \"script\"\nscript = [\"pgrep\", \"haproxy\"]",
+                "the program must be an absolute path",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/pidof haproxy || exit 1\"",
+                "run without a shell",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/check 'a b'\"",
+                "contains a single quote",
+            ),
+            (
+                "kind = \"script\"\nscript = \"   \"",
+                "script: must name a program",
+            ),
+            (
+                "kind = \"script\"\nscript = []",
+                "script: must name a program",
+            ),
+            (
+                "kind = \"script\"\nscript = [\"\"]",
+                "script: must name a program",
+            ),
+            (
+                "kind = \"script\"\nscript = [\"/bin/true\", 1]",
+                "script: expected a string, found an integer",
+            ),
+            (
+                "kind = \"script\"\nscript = 5",
+                "script: expected a string or an array of strings, found an integer",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\ninterval = \"0s\"",
+                "interval: must be longer than 0s",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\ntimeout = \"0s\"",
+                "timeout: must be longer than 0s",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\ntimeout = \"3s\"",
+                "timeout: 3s is not shorter than the default interval (2s)",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\ninterval = \"1s\"\ntimeout = \"2s\"",
+                "like timeout = \"500ms\"",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\ninterval = 5",
+                "write \"5s\" if you mean seconds",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\nrise = 0",
+                "rise: must be 1 to 100, found 0",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\nfall = 101",
+                "fall: must be 1 to 100, found 101",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\nweight = -20",
+                "the weight goes in the instance that tracks the check",
+            ),
+            (
+                "kind = \"script\"\nscript = \"/bin/true\"\nintervall = \"1s\"",
+                "did you mean \"interval\"?",
+            ),
+            ("kind = \"TCP_CHECK\"", "did you mean \"tcp\"?"),
+            ("kind = \"HTTP_GET\"", "did you mean \"http\"?"),
+            ("kind = \"https\"", "did you mean \"http\"?"),
+            (
+                "kind = \"tcp\"\nhost = \"h\"\nport = 1\nscript = \"/bin/true\"",
+                "\"script\" is for kind = \"script\" checks, and this check is kind = \"tcp\"",
+            ),
+            (
+                "kind = \"http\"\nurl = \"http://x/\"\nhost = \"x\"",
+                "the host and port go in url",
+            ),
+            ("kind = 3", "kind: expected a string, found an integer"),
+            (
+                "host = \"h\"",
+                "[[check]] is missing the required key \"kind\"",
+            ),
+        ];
+        for (body, want) in cases {
+            let text = format!("{MINIMAL}\n[[check]]\nname = \"c\"\n{body}\n");
+            assert_one_error(&text, want, body);
+        }
+        assert_one_error(
+            &format!(
+                "{MINIMAL}\n[[check]]\nname = \"c d\"\nkind = \"tcp\"\nhost = \"h\"\nport = 1\n"
+            ),
+            "name: \"c d\" contains \" \"",
+            "check name",
+        );
+        assert_one_error(
+            &format!("{MINIMAL}\n[check]\nname = \"c\"\nkind = \"tcp\"\nhost = \"h\"\nport = 1\n"),
+            "check: expected an array of tables, found a table",
+            "[check]",
+        );
+    }
+
+    /// Each case adds keys to MINIMAL's instance (with a check "web" declared) and gives one
+    /// diagnostic.
+    #[test]
+    fn track_rules() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "track_check = [{ check = \"wbe\" }]",
+                "track_check: no [[check]] is named \"wbe\"\n  hint: did you mean \"web\"? \
+                 declared checks: \"web\"",
+            ),
+            (
+                "track_check = [\"web\"]",
+                "track_check: expected a table, found a string\n  hint: write \
+                 { check = \"web\", weight = 0 }",
+            ),
+            (
+                "track_check = [\"web weight -20\"]",
+                "write { check = \"web\", weight = -20 }",
+            ),
+            (
+                "track_check = { check = \"web\" }",
+                "track_check: expected an array, found a table",
+            ),
+            (
+                "track_check = [{ check = \"web\", weight = 1.5 }]",
+                "weight: expected an integer, found a float",
+            ),
+            (
+                "track_check = [{ check = \"web\", name = \"x\" }]",
+                "unknown key \"name\" in a track_check entry",
+            ),
+            (
+                "track_check = [{ weight = 2 }]",
+                "a track_check entry is missing the required key \"check\"",
+            ),
+            (
+                "track_check = [{ check = \"web\" }, { check = \"web\", weight = 2 }]",
+                "track_check: \"web\" is listed twice",
+            ),
+            (
+                "track_file = [{ file = \"weight\" }]",
+                "track_file: must be an absolute path, found \"weight\"",
+            ),
+            (
+                "track_file = [{ file = \"/a\" }, { file = \"/a\", weight = 2 }]",
+                "track_file: \"/a\" is listed twice",
+            ),
+            (
+                "track_file = [\"/run/w\"]",
+                "write { file = \"/run/w\", weight = 0 }",
+            ),
+            (
+                "track_file = [{ file = \"/a\", weight = -255 }]",
+                "weight: must be -254 to 254, found -255",
+            ),
+            (
+                "track_interface = [\"eth1\", { interface = \"eth1\", weight = -2 }]",
+                "track_interface: \"eth1\" is listed twice",
+            ),
+            (
+                "track_interface = [{ interface = \"a/b\" }]",
+                "track_interface: \"a/b\" contains \"/\"",
+            ),
+            (
+                "track_interface = [\"\"]",
+                "track_interface: must not be empty",
+            ),
+            (
+                "track_interface = \"eth1\"",
+                "track_interface: expected an array, found a string",
+            ),
+            (
+                "track_interface = [true]",
+                "track_interface: expected an interface name or a table, found a boolean",
+            ),
+            ("notify = \"\"", "notify: must not be empty"),
+            ("notify = 1", "notify: expected a string, found an integer"),
+            (
+                "notify = \"notify.sh\"",
+                "notify: must be an absolute path, found \"notify.sh\"",
+            ),
+            (
+                "notify = \"/bin/notify MASTER\"",
+                "notify: \"/bin/notify MASTER\" contains a space",
+            ),
+            (
+                "notify_timeout = \"99ms\"",
+                "notify_timeout: 99ms is shorter than the minimum of 100ms",
+            ),
+            (
+                "priority = 255\ntrack_interface = [{ interface = \"eth1\", weight = 10 }]",
+                "weight: 10 would move the priority of an address owner (priority = 255)",
+            ),
+            (
+                "track_script = [\"chk\"]",
+                "use track_check with a [[check]] of kind = \\\"script\\\"",
+            ),
+            (
+                "notify_backup = \"/x\"",
+                "tandem runs one notify script with the state as argument",
+            ),
+        ];
+        for (extra, want) in cases {
+            let want = want.replace("\\\"", "\"");
+            assert_one_error(&with_instance_keys(extra, WEB_CHECK), &want, extra);
+        }
+        // With no [[check]] at all, the hint says so.
+        assert_one_error(
+            &with_instance_keys("track_check = [{ check = \"web\" }]", ""),
+            "hint: this config declares no [[check]]; add one with name = \"web\"",
+            "no checks",
+        );
+        // A misspelt name reports both problems of the entry at once.
+        let got = parse_err(&with_instance_keys("track_check = [\"wbe\"]", WEB_CHECK));
+        assert!(got.contains("no [[check]] is named \"wbe\""), "{got}");
+        assert!(got.contains("expected a table, found a string"), "{got}");
+    }
+
+    /// A reference to a check or instance whose own name is wrong or unknown is not reported
+    /// a second time.
+    #[test]
+    fn unresolvable_names_are_not_echoed() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "track_check = [{ check = \"we b\" }]",
+                "\n[[check]]\nname = \"we b\"\nkind = \"tcp\"\nhost = \"h\"\nport = 1\n",
+                "name: \"we b\" contains \" \"",
+            ),
+            (
+                "track_check = [{ check = \"web\" }]",
+                "\n[[check]]\nkind = \"tcp\"\nhost = \"h\"\nport = 1\n",
+                "[[check]] is missing the required key \"name\"",
+            ),
+            (
+                "track_check = [{ check = \"web\" }]",
+                "\n[[chek]]\nname = \"web\"\n",
+                "did you mean [[check]]?",
+            ),
+            (
+                "track_check = [{ check = \"web\" }]",
+                "\ncheck = 5\n",
+                "check: expected an array of tables, found an integer",
+            ),
+            (
+                "track_check = [{ check = \"web\" }]",
+                "\n[vrrp_script.web]\nscript = \"/bin/true\"\n",
+                "keepalived's vrrp_script is a [[check]] with kind = \"script\"",
+            ),
+            (
+                "",
+                "\n[[vrrp_instance]]\ninterface = \"eth1\"\nvirtual_router_id = 2\n\
+                 virtual_ipaddress = [\"10.0.0.1\"]\n\n[[vrrp_sync_group]]\nname = \"G\"\n\
+                 group = [\"VI_1\", \"VI_9\"]\n",
+                "[[vrrp_instance]] is missing the required key \"name\"",
+            ),
+        ];
+        for (extra, rest, want) in cases {
+            // `rest` may hold keys for the top level: put it first, where they belong.
+            let text = if rest.contains("check = 5") {
+                format!("check = 5\n{}", with_instance_keys(extra, ""))
+            } else {
+                with_instance_keys(extra, rest)
+            };
+            assert_one_error(&text, want, rest);
+        }
+    }
+
+    #[test]
+    fn sync_group_rules() {
+        let two = format!(
+            "{MINIMAL}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth1\"\n\
+             virtual_router_id = 2\nvirtual_ipaddress = [\"10.0.0.1\"]\n\n[[vrrp_sync_group]]\n"
+        );
+        let cases: &[(&str, &str)] = &[
+            (
+                "name = \"G\"\ngroup = \"VI_1\"",
+                "group: expected an array, found a string",
+            ),
+            (
+                "name = \"G\"\ngroup = [\"VI_1\", 2]",
+                "group: expected a string, found an integer",
+            ),
+            (
+                "name = \"G\"",
+                "[[vrrp_sync_group]] is missing the required key \"group\"",
+            ),
+            (
+                "group = [\"VI_1\", \"VI_2\"]",
+                "[[vrrp_sync_group]] is missing the required key \"name\"",
+            ),
+            (
+                "name = \"G 1\"\ngroup = [\"VI_1\", \"VI_2\"]",
+                "sync group names use letters",
+            ),
+            (
+                "name = \"G\"\ngroup = [\"VI_1\", \"VI_1\"]",
+                "group: \"VI_1\" is listed twice",
+            ),
+            (
+                "name = \"G\"\ngroup = [\"VI_1\", \"vi_2\"]",
+                "did you mean \"VI_2\"?",
+            ),
+            (
+                "name = \"G\"\ngroup = [\"VI_1\", \"VI_2\"]\nnotify_master = \"/x\"",
+                "set notify in the group's [[vrrp_instance]] sections",
+            ),
+            (
+                "name = \"G\"\ngroup = [\"VI_1\", \"VI_2\"]\ngrop = 1",
+                "did you mean \"group\"?",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_one_error(&format!("{two}{body}\n"), want, body);
+        }
+        assert_one_error(
+            &format!("{MINIMAL}\n[[vrrp_sync_groups]]\nname = \"G\"\n"),
+            "did you mean [[vrrp_sync_group]]?",
+            "misspelt section",
+        );
+        // An arbiter has no instances to group.
+        let got = parse_err(
+            "[node]\nname = \"arb\"\nrole = \"arbiter\"\n[[vrrp_sync_group]]\nname = \"G\"\n\
+             group = [\"VI_1\", \"VI_2\"]\n",
+        );
+        assert!(
+            got.contains("group: no [[vrrp_instance]] is named \"VI_1\"\n  hint: this config declares no [[vrrp_instance]]"),
+            "{got}"
         );
     }
 

@@ -44,14 +44,18 @@ pub(crate) fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c
     };
     let best = candidates
         .iter()
-        .map(|c| (distance(&lower, c), *c))
+        // Compared in lower case: names such as "VI_1" are not.
+        .map(|c| (distance(&lower, &c.to_ascii_lowercase()), *c))
         .filter(|(d, _)| *d <= limit)
         // min_by_key keeps the first of equals, so ties go to the earlier (more common) key.
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c);
     best.or_else(|| {
         candidates.iter().copied().find(|c| {
-            lower.len() >= 4 && c.len() >= 4 && (c.starts_with(&lower) || lower.starts_with(c))
+            let c_lower = c.to_ascii_lowercase();
+            lower.len() >= 4
+                && c.len() >= 4
+                && (c_lower.starts_with(&lower) || lower.starts_with(&c_lower))
         })
     })
 }
@@ -89,6 +93,14 @@ mod tests {
         assert_eq!(did_you_mean("advert_interval", KEYS), Some("advert_int"));
         assert_eq!(did_you_mean("prio", KEYS), Some("priority"));
         assert_eq!(did_you_mean("preemt", KEYS), Some("preempt"));
+    }
+
+    #[test]
+    fn mixed_case_candidates() {
+        let names = &["VI_1", "VI_front", "Backends"];
+        assert_eq!(did_you_mean("VI_3", names), Some("VI_1"));
+        assert_eq!(did_you_mean("vi_frnt", names), Some("VI_front"));
+        assert_eq!(did_you_mean("backend", names), Some("Backends"));
     }
 
     #[test]

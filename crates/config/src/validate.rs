@@ -20,6 +20,9 @@ use crate::{
     VrrpInstance, VrrpVersion, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
 };
 
+mod checks;
+mod tracking;
+
 /// Collects diagnostics for one file.
 pub(crate) struct Ctx<'a> {
     file: String,
@@ -52,6 +55,12 @@ impl<'a> Ctx<'a> {
     fn where_is(&self, span: &Option<Span>) -> String {
         let (line, col) = self.index.line_col(span.as_ref().map_or(0, |s| s.start));
         format!("line {line}, column {col}")
+    }
+
+    /// "FILE:LINE:COL" of a span, for values the daemon quotes in its own messages.
+    fn origin(&self, span: &Option<Span>) -> String {
+        let (line, col) = self.index.line_col(span.as_ref().map_or(0, |s| s.start));
+        format!("{}:{line}:{col}", self.file)
     }
 
     fn line_of(&self, span: &Option<Span>) -> usize {
@@ -236,13 +245,13 @@ const INSTANCE_KEYS: KeySpec = KeySpec {
         "garp_master_refresh_repeat",
         "garp_lower_prio_repeat",
         "higher_prio_send_advert",
-    ],
-    unsupported: &[
-        "fence_on_takeover",
         "track_interface",
         "track_check",
+        "track_file",
         "notify",
+        "notify_timeout",
     ],
+    unsupported: &["fence_on_takeover"],
     notes: &[
         (
             "state",
@@ -264,8 +273,21 @@ const INSTANCE_KEYS: KeySpec = KeySpec {
             "auth_pass",
             "write authentication = { auth_type = \"PASS\", auth_pass = \"...\" }",
         ),
+        (
+            "track_script",
+            "use track_check with a [[check]] of kind = \"script\"",
+        ),
+        ("notify_master", NOTIFY_NOTE),
+        ("notify_backup", NOTIFY_NOTE),
+        ("notify_fault", NOTIFY_NOTE),
+        ("notify_stop", NOTIFY_NOTE),
+        ("notify_master_rx_lower_pri", NOTIFY_NOTE),
     ],
 };
+
+/// For keepalived's per-state notify keys.
+const NOTIFY_NOTE: &str =
+    "tandem runs one notify script with the state as argument: write notify = \"/path/to/script\"";
 
 const AUTH_KEYS: KeySpec = KeySpec {
     valid: &["auth_type", "auth_pass"],
@@ -274,15 +296,19 @@ const AUTH_KEYS: KeySpec = KeySpec {
 };
 
 /// Sections of the documented format that later builds add.
-const UNSUPPORTED_SECTIONS: &[&str] = &[
-    "cluster",
-    "heartbeat",
+const UNSUPPORTED_SECTIONS: &[&str] = &["cluster", "heartbeat", "fence_device", "fence_level"];
+const SECTIONS: &[&str] = &["node", "vrrp_instance", "check", "vrrp_sync_group"];
+/// The sections written `[[name]]`: a node may have several.
+const ARRAY_SECTIONS: &[&str] = &["vrrp_instance", "check", "vrrp_sync_group"];
+const SECTIONS_TEXT: &str = "[node], [[vrrp_instance]], [[check]], [[vrrp_sync_group]]";
+/// Top-level sections people bring from keepalived.conf: the section that replaces each, and
+/// what to write instead.
+const SECTION_NOTES: &[(&str, &str, &str)] = &[(
+    "vrrp_script",
     "check",
-    "fence_device",
-    "fence_level",
-];
-const SECTIONS: &[&str] = &["node", "vrrp_instance"];
-const SECTIONS_TEXT: &str = "[node], [[vrrp_instance]]";
+    "keepalived's vrrp_script is a [[check]] with kind = \"script\", which instances name in \
+     track_check",
+)];
 
 /// One table being validated.
 struct Section<'a> {
@@ -320,41 +346,44 @@ impl<'a> Section<'a> {
 
     fn check_keys(&self, ctx: &mut Ctx<'a>, spec: &KeySpec) {
         for f in &self.fields {
-            if spec.valid.contains(&f.key) {
-                continue;
+            if !spec.valid.contains(&f.key) {
+                self.report_key(ctx, f, spec);
             }
-            let valid = format!("valid keys: {}", spec.valid.join(", "));
-            if spec.unsupported.contains(&f.key) {
-                ctx.error(
-                    f.key_span.clone(),
-                    format!(
-                        "\"{}\" in {} is not supported by this build yet",
-                        f.key, self.title
-                    ),
-                    Some(format!("remove it; {valid}")),
-                );
-                continue;
-            }
-            let note = spec
-                .notes
-                .iter()
-                .find(|(k, _)| *k == f.key)
-                .map(|(_, n)| n.to_string())
-                .or_else(|| {
-                    did_you_mean(f.key, spec.valid).map(|c| format!("did you mean \"{c}\"?"))
-                });
-            let hint = match note {
-                // "did you mean "x"? valid keys: ..." reads better without a semicolon.
-                Some(n) if n.ends_with('?') => format!("{n} {valid}"),
-                Some(n) => format!("{n}; {valid}"),
-                None => valid,
-            };
+        }
+    }
+
+    /// Report a key that `spec` does not accept: not supported yet, a keepalived habit with
+    /// its replacement, or unknown with a did-you-mean.
+    fn report_key(&self, ctx: &mut Ctx<'a>, f: &Field<'a>, spec: &KeySpec) {
+        let valid = format!("valid keys: {}", spec.valid.join(", "));
+        if spec.unsupported.contains(&f.key) {
             ctx.error(
                 f.key_span.clone(),
-                format!("unknown key \"{}\" in {}", f.key, self.title),
-                Some(hint),
+                format!(
+                    "\"{}\" in {} is not supported by this build yet",
+                    f.key, self.title
+                ),
+                Some(format!("remove it; {valid}")),
             );
+            return;
         }
+        let note = spec
+            .notes
+            .iter()
+            .find(|(k, _)| *k == f.key)
+            .map(|(_, n)| n.to_string())
+            .or_else(|| did_you_mean(f.key, spec.valid).map(|c| format!("did you mean \"{c}\"?")));
+        let hint = match note {
+            // "did you mean "x"? valid keys: ..." reads better without a semicolon.
+            Some(n) if n.ends_with('?') => format!("{n} {valid}"),
+            Some(n) => format!("{n}; {valid}"),
+            None => valid,
+        };
+        ctx.error(
+            f.key_span.clone(),
+            format!("unknown key \"{}\" in {}", f.key, self.title),
+            Some(hint),
+        );
     }
 }
 
@@ -362,6 +391,8 @@ impl<'a> Section<'a> {
 pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Option<Config> {
     let mut node_field = None;
     let mut instances_field = None;
+    let mut checks_field = None;
+    let mut groups_field = None;
     // Sections reported as "did you mean [x]?": their absence is the same mistake, not a
     // second one.
     let mut misspelt: Vec<&str> = Vec::new();
@@ -369,14 +400,47 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         match f.key {
             "node" => node_field = Some(f),
             "vrrp_instance" => instances_field = Some(f),
+            "check" => checks_field = Some(f),
+            "vrrp_sync_group" => groups_field = Some(f),
             other => misspelt.extend(unknown_top_level(ctx, &f, other)),
         }
     }
 
     let node = node_section(ctx, node_field.as_ref(), !misspelt.contains(&"node"));
-    let instances = match &instances_field {
-        Some(f) => instance_list(ctx, f),
-        None => Vec::new(),
+
+    // Checks first: instances name them in track_check.
+    let (checks, checks_complete) = match &checks_field {
+        Some(f) => {
+            let tables = section_tables(ctx, f);
+            let outs: Vec<checks::CheckOut> = tables
+                .tables
+                .into_iter()
+                .map(|(t, fallback)| checks::check_section(ctx, t, fallback))
+                .collect();
+            (outs, tables.complete)
+        }
+        None => (Vec::new(), true),
+    };
+    checks::cross_check(ctx, &checks);
+    // Unknown names in track_check are only reported when every check's name is known: a
+    // reference to a check whose name is itself wrong would be the same mistake twice.
+    let check_names: Option<Vec<&str>> = if checks_complete && !misspelt.contains(&"check") {
+        checks.iter().map(|c| c.name_text.as_deref()).collect()
+    } else {
+        None
+    };
+
+    let (instances, instances_complete) = match &instances_field {
+        Some(f) => {
+            let tables = section_tables(ctx, f);
+            let outs: Vec<InstanceOut> = tables
+                .tables
+                .into_iter()
+                .map(|(t, fallback)| instance(ctx, t, fallback, check_names.as_deref()))
+                .collect();
+            (outs, tables.complete)
+        }
+        None => (Vec::new(), true),
     };
 
     match node.role {
@@ -409,6 +473,22 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
 
     cross_check(ctx, &instances);
 
+    let instance_names: Option<Vec<&str>> =
+        if instances_complete && !misspelt.contains(&"vrrp_instance") {
+            instances.iter().map(|i| i.name_text.as_deref()).collect()
+        } else {
+            None
+        };
+    let groups = match &groups_field {
+        Some(f) => section_tables(ctx, f)
+            .tables
+            .into_iter()
+            .map(|(t, fallback)| tracking::sync_group(ctx, t, fallback, instance_names.as_deref()))
+            .collect(),
+        None => Vec::new(),
+    };
+    tracking::sync_cross_check(ctx, &groups);
+
     if !ctx.diags.is_empty() {
         return None;
     }
@@ -417,10 +497,20 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         .into_iter()
         .map(|i| i.instance)
         .collect::<Option<Vec<_>>>()?;
+    let checks = checks
+        .into_iter()
+        .map(|c| c.check)
+        .collect::<Option<Vec<_>>>()?;
+    let sync_groups = groups
+        .into_iter()
+        .map(|g| g.group)
+        .collect::<Option<Vec<_>>>()?;
     Some(Config {
         path: path.to_path_buf(),
         node,
         vrrp_instances,
+        checks,
+        sync_groups,
     })
 }
 
@@ -445,15 +535,20 @@ fn unknown_top_level(ctx: &mut Ctx<'_>, f: &Field<'_>, key: &str) -> Option<&'st
         );
         return None;
     }
-    let suggestion = did_you_mean(key, SECTIONS);
-    let guess = suggestion.map(|s| {
-        if s == "vrrp_instance" {
-            format!("did you mean [[{s}]]? ")
-        } else {
-            format!("did you mean [{s}]? ")
+    let (suggestion, guess) = match SECTION_NOTES.iter().find(|(k, _, _)| *k == key) {
+        Some((_, section, note)) => (Some(*section), format!("{note}; ")),
+        None => {
+            let suggestion = did_you_mean(key, SECTIONS);
+            let guess = suggestion.map(|s| {
+                if ARRAY_SECTIONS.contains(&s) {
+                    format!("did you mean [[{s}]]? ")
+                } else {
+                    format!("did you mean [{s}]? ")
+                }
+            });
+            (suggestion, guess.unwrap_or_default())
         }
-    });
-    let guess = guess.unwrap_or_default();
+    };
     if is_section {
         ctx.error(
             f.span(),
@@ -603,6 +698,11 @@ fn check_name(ctx: &mut Ctx<'_>, f: &Field<'_>, s: &str, what: &str) -> bool {
 /// The kernel's rule (`dev_valid_name`): 1 to 15 bytes, not "." or "..", no "/", ":" or
 /// whitespace.
 fn check_ifname(ctx: &mut Ctx<'_>, f: &Field<'_>, s: &str) -> bool {
+    check_ifname_at(ctx, f.key, f.span(), s)
+}
+
+/// [`check_ifname`] for a value that is not a whole field (an entry of a list).
+fn check_ifname_at(ctx: &mut Ctx<'_>, key: &str, span: Option<Span>, s: &str) -> bool {
     let problem = if s.is_empty() {
         Some("must not be empty".to_string())
     } else if s.len() > 15 {
@@ -625,8 +725,8 @@ fn check_ifname(ctx: &mut Ctx<'_>, f: &Field<'_>, s: &str) -> bool {
     match problem {
         Some(p) => {
             ctx.error(
-                f.span(),
-                format!("{}: {p}", f.key),
+                span,
+                format!("{key}: {p}"),
                 Some("use the name `ip link` shows, like \"eth0\" or \"bond0.100\"".to_string()),
             );
             false
@@ -639,54 +739,78 @@ fn check_ifname(ctx: &mut Ctx<'_>, f: &Field<'_>, s: &str) -> bool {
 struct InstanceOut {
     instance: Option<VrrpInstance>,
     name: Option<(String, Option<Span>)>,
+    /// The name as written, valid or not, for references from sync groups.
+    name_text: Option<String>,
     interface: Option<String>,
     vrid: Option<(u8, Option<Span>)>,
     family: Option<AddressFamily>,
     vips: Vec<(IpAddr, Option<Span>)>,
 }
 
-fn instance_list<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> Vec<InstanceOut> {
+/// The tables of a `[[section]]`, however it was written.
+struct Tables<'a> {
+    /// Each table, with where to point when it has no span of its own.
+    tables: Vec<(TableRef<'a>, Option<Span>)>,
+    /// False when some entry was not a table (and was reported): names declared there are
+    /// unknown, so references to them are not judged.
+    complete: bool,
+}
+
+fn section_tables<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> Tables<'a> {
+    let key = f.key;
     match f.node {
-        Node::TableArray(a) => a
-            .iter()
-            .map(|t| instance(ctx, TableRef::Table(t), f.key_span.clone()))
-            .collect(),
-        // vrrp_instance = [{ ... }, { ... }] is the same thing written inline.
-        Node::Value(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| match v {
-                Value::InlineTable(t) => Some(instance(ctx, TableRef::Inline(t), v.span())),
-                other => {
-                    ctx.type_error(f.key, other.span(), "a table", value_type_name(other));
-                    None
-                }
-            })
-            .collect(),
+        Node::TableArray(a) => Tables {
+            tables: a
+                .iter()
+                .map(|t| (TableRef::Table(t), f.key_span.clone()))
+                .collect(),
+            complete: true,
+        },
+        // key = [{ ... }, { ... }] is the same thing written inline.
+        Node::Value(Value::Array(a)) => {
+            let mut complete = true;
+            let tables = a
+                .iter()
+                .filter_map(|v| match v {
+                    Value::InlineTable(t) => Some((TableRef::Inline(t), v.span())),
+                    other => {
+                        ctx.type_error(key, other.span(), "a table", value_type_name(other));
+                        complete = false;
+                        None
+                    }
+                })
+                .collect();
+            Tables { tables, complete }
+        }
         Node::Table(t) => {
             ctx.error(
                 f.span(),
-                "vrrp_instance: expected an array of tables, found a table".to_string(),
-                Some(
-                    "write [[vrrp_instance]] with double brackets: a node may have several"
-                        .to_string(),
-                ),
+                format!("{key}: expected an array of tables, found a table"),
+                Some(format!(
+                    "write [[{key}]] with double brackets: a node may have several"
+                )),
             );
             // Check its contents anyway, so the next run does not reveal a second round.
-            vec![instance(ctx, TableRef::Table(t), f.key_span.clone())]
+            Tables {
+                tables: vec![(TableRef::Table(t), f.key_span.clone())],
+                complete: true,
+            }
         }
         other => {
             ctx.error(
                 f.span(),
                 format!(
-                    "vrrp_instance: expected an array of tables, found {}",
+                    "{key}: expected an array of tables, found {}",
                     other.type_name()
                 ),
-                Some(
-                    "write [[vrrp_instance]] on a line of its own, followed by its keys"
-                        .to_string(),
-                ),
+                Some(format!(
+                    "write [[{key}]] on a line of its own, followed by its keys"
+                )),
             );
-            Vec::new()
+            Tables {
+                tables: Vec::new(),
+                complete: false,
+            }
         }
     }
 }
@@ -694,14 +818,23 @@ fn instance_list<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> Vec<InstanceOut> {
 const CS: Duration = Duration::from_millis(10);
 const V3_MAX_ADVERT: Duration = Duration::from_millis(40_950);
 
-fn instance<'a>(ctx: &mut Ctx<'a>, table: TableRef<'a>, fallback: Option<Span>) -> InstanceOut {
+/// One `[[vrrp_instance]]`. `check_names`: the declared checks, for `track_check`; `None` when
+/// they are not all known (see [`check`]).
+fn instance<'a>(
+    ctx: &mut Ctx<'a>,
+    table: TableRef<'a>,
+    fallback: Option<Span>,
+    check_names: Option<&[&str]>,
+) -> InstanceOut {
     let sec = Section::new(table, "[[vrrp_instance]]", fallback);
     sec.check_keys(ctx, &INSTANCE_KEYS);
 
+    let mut name_text = None;
     let name = sec
         .required(ctx, "name", "name = \"VI_1\" (unique on this node)")
         .and_then(|f| {
             let s = ctx.string(f)?;
+            name_text = Some(s.to_string());
             check_name(ctx, f, s, "instance").then(|| (s.to_string(), f.span()))
         });
     let interface = sec
@@ -938,6 +1071,8 @@ fn instance<'a>(ctx: &mut Ctx<'a>, table: TableRef<'a>, fallback: Option<Span>) 
     // 0 is allowed here: it means "answer a lower-priority master with adverts only".
     let garp_lower_prio_repeat = int_or(ctx, &sec, "garp_lower_prio_repeat", 5, 0);
     let higher_prio_send_advert = bool_or(ctx, &sec, "higher_prio_send_advert", true);
+    let tracks = tracking::instance_tracks(ctx, &sec, priority, check_names);
+    let notify = tracking::notify(ctx, &sec);
 
     let instance = (|| {
         Some(VrrpInstance {
@@ -961,11 +1096,17 @@ fn instance<'a>(ctx: &mut Ctx<'a>, table: TableRef<'a>, fallback: Option<Span>) 
             garp_master_refresh_repeat: garp_master_refresh_repeat?,
             garp_lower_prio_repeat: garp_lower_prio_repeat?,
             higher_prio_send_advert: higher_prio_send_advert?,
+            track_interface: tracks.interface?,
+            track_check: tracks.check?,
+            track_file: tracks.file?,
+            notify: notify.path?,
+            notify_timeout: notify.timeout?,
         })
     })();
     InstanceOut {
         instance,
         name,
+        name_text,
         interface,
         vrid,
         family,

@@ -101,3 +101,75 @@ fn the_lb_pair_is_one_group() {
     assert_eq!(i.version, tandem_config::VrrpVersion::V3);
     assert_eq!(i.virtual_ipaddress[0].to_string(), "192.0.2.100/24");
 }
+
+#[test]
+fn the_health_example_is_what_its_comments_say() {
+    use std::time::Duration;
+    use tandem_config::CheckKind;
+    let c = tandem_config::load(&configs_dir().join("valid/health.toml")).unwrap();
+    let haproxy = c.check("haproxy").unwrap();
+    assert!(matches!(
+        &haproxy.kind,
+        CheckKind::Http { url, expect_status: 200, tls_verify: true, .. }
+            if url == "http://127.0.0.1:8404/health"
+    ));
+    assert_eq!(
+        (
+            haproxy.interval,
+            haproxy.timeout,
+            haproxy.rise,
+            haproxy.fall
+        ),
+        (Duration::from_secs(1), Duration::from_millis(500), 2, 3)
+    );
+    assert_eq!(
+        c.check("backends").unwrap().kind,
+        CheckKind::Script {
+            command: vec![
+                "/usr/local/bin/check-backends".into(),
+                "--min".into(),
+                "2".into()
+            ]
+        }
+    );
+    for inst in &c.vrrp_instances {
+        let weights: Vec<(&str, i32)> = inst
+            .track_check
+            .iter()
+            .map(|t| (t.target.as_str(), t.weight))
+            .collect();
+        assert_eq!(weights, [("haproxy", 0), ("backends", -30)]);
+        assert_eq!(inst.track_interface.len(), 1);
+        assert_eq!(inst.track_interface[0].weight, 0);
+        assert!(inst.track_check[0]
+            .origin
+            .contains("tests/configs/valid/health.toml:"));
+        assert_eq!(
+            inst.notify.as_deref(),
+            Some(Path::new("/etc/tandem/notify.sh"))
+        );
+        // 120 - 30 falls below the peer's 100.
+        assert_eq!(inst.priority, 120);
+    }
+    let group = c.sync_group_of("VI_back").unwrap();
+    assert_eq!(group.group, ["VI_front", "VI_back"]);
+    for inst in &c.vrrp_instances {
+        for t in &inst.track_check {
+            assert!(c.check(&t.target).is_some(), "{}", t.target);
+        }
+    }
+}
+
+#[test]
+fn every_key_sets_the_new_keys() {
+    let c = tandem_config::load(&configs_dir().join("valid/every-key.toml")).unwrap();
+    let i = c.instance("VI_full").unwrap();
+    assert_eq!(i.track_interface.len(), 2);
+    assert_eq!(i.track_check.len(), 3);
+    assert_eq!(i.track_file.len(), 2);
+    assert!(i.notify.is_some());
+    assert_eq!(i.notify_timeout, std::time::Duration::from_secs(30));
+    let kinds: Vec<&str> = c.checks.iter().map(|c| c.kind.name()).collect();
+    assert_eq!(kinds, ["http", "http", "tcp", "script", "script"]);
+    assert_eq!(c.sync_groups.len(), 1);
+}

@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as Tokio
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::events::EventLog;
 use crate::status::StatusReport;
 
 /// Longest request line accepted; requests are tiny.
@@ -25,6 +26,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// The kept events, then (with `follow`) every new one, one JSON object per line.
+    Events {
+        #[serde(default)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +130,11 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Accept connections forever, forwarding requests to the event loop.
-pub(crate) async fn serve(listener: UnixListener, to_loop: mpsc::Sender<Pending>) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    to_loop: mpsc::Sender<Pending>,
+    events: EventLog,
+) {
     let my_uid = nix::unistd::Uid::effective().as_raw();
     loop {
         let (stream, _) = match listener.accept().await {
@@ -140,42 +150,108 @@ pub(crate) async fn serve(listener: UnixListener, to_loop: mpsc::Sender<Pending>
             Err(_) => false,
         };
         let to_loop = to_loop.clone();
-        tokio::spawn(async move {
-            if let Err(e) = tokio::time::timeout(IO_TIMEOUT, handle(stream, allowed, to_loop)).await
-            {
-                tracing::debug!(error = %e, "control connection timed out");
-            }
-        });
+        let events = events.clone();
+        tokio::spawn(handle(stream, allowed, to_loop, events));
     }
 }
 
-async fn handle(stream: UnixStream, allowed: bool, to_loop: mpsc::Sender<Pending>) {
+async fn handle(
+    stream: UnixStream,
+    allowed: bool,
+    to_loop: mpsc::Sender<Pending>,
+    events: EventLog,
+) {
     let (rd, mut wr) = stream.into_split();
     let mut reader = TokioBufReader::new(rd).take(MAX_REQUEST as u64);
     let mut line = String::new();
-    let resp = if !allowed {
-        Response::error("permission denied: the control socket is for root only")
+    let request = if !allowed {
+        Err(Response::error(
+            "permission denied: the control socket is for root only",
+        ))
     } else {
-        match reader.read_line(&mut line).await {
-            Err(e) => Response::error(format!("unreadable request: {e}")),
-            Ok(_) if !line.ends_with('\n') => Response::error(format!(
+        match tokio::time::timeout(IO_TIMEOUT, reader.read_line(&mut line)).await {
+            Err(_) => Err(Response::error("no request within 5 s")),
+            Ok(Err(e)) => Err(Response::error(format!("unreadable request: {e}"))),
+            Ok(Ok(_)) if !line.ends_with('\n') => Err(Response::error(format!(
                 "request too long or not newline-terminated (limit {MAX_REQUEST} bytes)"
-            )),
-            Ok(_) => match serde_json::from_str::<Request>(&line) {
-                Err(e) => Response::error(format!("malformed request: {e}")),
-                Ok(request) => {
-                    let (tx, rx) = oneshot::channel();
-                    if to_loop.send(Pending { request, reply: tx }).await.is_err() {
-                        Response::error("daemon is shutting down")
-                    } else {
-                        rx.await
-                            .unwrap_or_else(|_| Response::error("daemon is shutting down"))
-                    }
-                }
-            },
+            ))),
+            Ok(Ok(_)) => serde_json::from_str::<Request>(&line)
+                .map_err(|e| Response::error(format!("malformed request: {e}"))),
+        }
+    };
+    let resp = match request {
+        Err(resp) => resp,
+        Ok(Request::Events { follow }) => {
+            stream_events(&mut wr, &events, follow).await;
+            return;
+        }
+        Ok(request) => {
+            let (tx, rx) = oneshot::channel();
+            if to_loop.send(Pending { request, reply: tx }).await.is_err() {
+                Response::error("daemon is shutting down")
+            } else {
+                rx.await
+                    .unwrap_or_else(|_| Response::error("daemon is shutting down"))
+            }
         }
     };
     let mut out = serde_json::to_vec(&resp).expect("responses always serialize");
     out.push(b'\n');
-    let _ = wr.write_all(&out).await;
+    let _ = tokio::time::timeout(IO_TIMEOUT, wr.write_all(&out)).await;
+}
+
+/// Write the kept events, then, when following, every new one until the client goes away.
+async fn stream_events(wr: &mut tokio::net::unix::OwnedWriteHalf, events: &EventLog, follow: bool) {
+    let (backlog, mut rx) = events.subscribe();
+    for line in backlog {
+        if write_line(wr, &line).await.is_err() {
+            return;
+        }
+    }
+    if !follow {
+        return;
+    }
+    loop {
+        match rx.recv().await {
+            Ok(line) => {
+                if write_line(wr, &line).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let note = format!("{{\"type\":\"lagged\",\"missed\":{n}}}");
+                if write_line(wr, &note).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, line: &str) -> std::io::Result<()> {
+    // A client that stops reading must not hold a task forever.
+    tokio::time::timeout(IO_TIMEOUT, async {
+        wr.write_all(line.as_bytes()).await?;
+        wr.write_all(b"\n").await
+    })
+    .await
+    .map_err(|_| std::io::Error::other("client stopped reading"))?
+}
+
+/// Open an event stream (used by the CLI): returns the reader of JSON lines.
+pub fn events(path: &Path, follow: bool) -> Result<BufReader<StdUnixStream>, ClientError> {
+    let io = |source| ClientError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut stream = StdUnixStream::connect(path).map_err(|source| ClientError::Connect {
+        path: path.to_owned(),
+        source,
+    })?;
+    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+    let mut line = serde_json::to_string(&Request::Events { follow }).expect("serializes");
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io)?;
+    Ok(BufReader::new(stream))
 }

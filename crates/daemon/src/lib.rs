@@ -9,7 +9,10 @@
 //! a malformed packet or control request panic the process.
 
 pub mod control;
+mod events;
+mod notify;
 mod runtime;
 pub mod status;
+pub mod tracking;
 
 pub use runtime::run;

@@ -7,21 +7,32 @@
 //! - on takeover the advert goes out before the VIPs are configured and the gratuitous ARP /
 //!   NA follows at once, which is the order the cores emit their actions in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::poll_fn;
 use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use tandem_config::{Authentication, Config, IpPrefix, VrrpInstance, VrrpVersion};
-use tandem_netio::{vrrp_group, Gratuitous, InterfaceInfo, Netlink, RecvMeta, VrrpSocket};
+use tandem_config::{Authentication, CheckKind, Config, IpPrefix, VrrpInstance, VrrpVersion};
+use tandem_health::{HealthEvent, HealthHandle, HealthRunner, Status as CheckVerdict};
+use tandem_netio::{
+    vrrp_group, Gratuitous, InterfaceInfo, LinkEvent, LinkMonitor, Netlink, RecvMeta, VrrpSocket,
+};
 use tandem_vrrp::{Action, Auth, Instance, InstanceConfig, State, Version};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::control::{self, Pending, Request, Response};
+use crate::events::EventLog;
+use crate::notify::Notifier;
 use crate::status::{InstanceStatus, SocketStatus, StatusReport};
+use crate::tracking::{self, Effective, Item, ItemKind, ItemState};
+
+/// How often track_file files are read (keepalived watches them; a second is what an
+/// operator flipping a weight file expects).
+const FILE_POLL: Duration = Duration::from_secs(1);
 
 /// Large enough for any VRRP packet with its IPv4 header (255 IPv6 addresses = 4088 bytes).
 const RECV_BUF: usize = 8192;
@@ -32,6 +43,8 @@ enum Wake {
     Hup,
     Control(Pending),
     Packet(usize, std::io::Result<RecvMeta>),
+    Health(HealthEvent),
+    Link(Option<LinkEvent>),
     Timer,
 }
 
@@ -64,6 +77,11 @@ struct Inst {
     link_local: Option<Ipv6Addr>,
     vips_held: bool,
     state_since: Instant,
+    /// Everything this instance tracks (its own interface, its track_* lists, and those of
+    /// the other members of its sync group).
+    items: Vec<Item>,
+    effective: Effective,
+    sync_group: Option<String>,
 }
 
 /// Run the daemon until SIGTERM / SIGINT. On a clean stop every master sends priority 0 and
@@ -71,12 +89,23 @@ struct Inst {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let nl = Netlink::new().context("opening netlink")?;
+    let mut links = LinkMonitor::new().context("subscribing to link events")?;
     let mut d = Daemon::build(&config, &nl).await?;
-    let result = d.main_loop(&config, &nl, started).await;
+    let (health, mut health_rx) = HealthRunner::spawn(health_specs(&config))
+        .map_err(|e| anyhow::anyhow!("health checks: {e}"))?;
+    d.health = Some(health);
+    let result = d
+        .main_loop(&config, &nl, started, &mut links, &mut health_rx)
+        .await;
     // Whatever happened, the VIPs must not stay behind: a node that is not running VRRP must
     // not answer for the virtual addresses.
     d.release_all(&nl).await;
     let _ = std::fs::remove_file(&config.node.control_socket);
+    if let Some(h) = d.health.take() {
+        h.shutdown().await;
+    }
+    let notifier = std::mem::replace(&mut d.notifier, Notifier::spawn());
+    notifier.finish(Duration::from_secs(30)).await;
     result
 }
 
@@ -84,6 +113,16 @@ struct Daemon {
     insts: Vec<Inst>,
     sockets: Vec<Socket>,
     garps: Vec<Garp>,
+    /// Link state by interface name (own and tracked interfaces).
+    links: HashMap<String, bool>,
+    /// Verdict of every check by name.
+    checks: HashMap<String, CheckVerdict>,
+    /// Value of every tracked file.
+    files: HashMap<PathBuf, i64>,
+    next_file_poll: Option<Instant>,
+    health: Option<HealthHandle>,
+    notifier: Notifier,
+    events: EventLog,
 }
 
 fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> InstanceConfig {
@@ -126,6 +165,78 @@ fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> Instanc
     }
 }
 
+fn health_specs(config: &Config) -> Vec<tandem_health::CheckSpec> {
+    config
+        .checks
+        .iter()
+        .map(|c| tandem_health::CheckSpec {
+            name: c.name.clone(),
+            kind: match &c.kind {
+                CheckKind::Tcp { host, port } => {
+                    tandem_health::CheckKind::Tcp(tandem_health::TcpCheck {
+                        host: host.clone(),
+                        port: *port,
+                    })
+                }
+                CheckKind::Http {
+                    url,
+                    expect_status,
+                    expect_body,
+                    tls_verify,
+                    ca_file,
+                } => tandem_health::CheckKind::Http(tandem_health::HttpCheck {
+                    url: url.clone(),
+                    expect_status: *expect_status,
+                    expect_body: expect_body.clone(),
+                    tls_verify: *tls_verify,
+                    ca_file: ca_file.clone(),
+                }),
+                CheckKind::Script { command } => {
+                    tandem_health::CheckKind::Script(tandem_health::ScriptCheck {
+                        program: PathBuf::from(&command[0]),
+                        args: command[1..].to_vec(),
+                    })
+                }
+            },
+            interval: c.interval,
+            timeout: c.timeout,
+            rise: c.rise,
+            fall: c.fall,
+        })
+        .collect()
+}
+
+/// The tracked items of one instance on its own, without its sync group.
+fn own_items(c: &VrrpInstance) -> Vec<Item> {
+    let mut items = vec![Item {
+        kind: ItemKind::OwnInterface,
+        target: c.interface.clone(),
+        weight: 0,
+    }];
+    let lists = [
+        (ItemKind::Interface, &c.track_interface),
+        (ItemKind::Check, &c.track_check),
+        (ItemKind::File, &c.track_file),
+    ];
+    for (kind, list) in lists {
+        items.extend(list.iter().map(|t| Item {
+            kind,
+            target: t.target.clone(),
+            weight: t.weight,
+        }));
+    }
+    items
+}
+
+/// Read a track_file: an integer, or 0 when the file is missing, empty or not a number
+/// (keepalived's reading), with the reason logged once per change by the caller.
+fn read_track_file(path: &std::path::Path) -> i64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|w| w.parse().ok()))
+        .unwrap_or(0)
+}
+
 fn state_name(s: State) -> &'static str {
     match s {
         State::Initialize => "INIT",
@@ -145,6 +256,13 @@ impl Daemon {
             insts: Vec::new(),
             sockets: Vec::new(),
             garps: Vec::new(),
+            links: HashMap::new(),
+            checks: HashMap::new(),
+            files: HashMap::new(),
+            next_file_poll: None,
+            health: None,
+            notifier: Notifier::spawn(),
+            events: EventLog::new(),
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
         let now = Instant::now();
@@ -241,9 +359,149 @@ impl Daemon {
                 link_local: info.link_local_v6,
                 vips_held: false,
                 state_since: now,
+                items: own_items(c),
+                effective: tracking::effective(c.priority, &[]),
+                sync_group: None,
             });
         }
+
+        // A sync group moves together because its members share what they track: a fault
+        // or a weight of one member applies to every member, so all of them make the same
+        // decision at the same time (keepalived's vrrp_sync_group, where tracking a group
+        // member faults the whole group).
+        for g in &config.sync_groups {
+            let members: Vec<usize> = d
+                .insts
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| g.group.contains(&i.cfg.name))
+                .map(|(n, _)| n)
+                .collect();
+            let mut union: Vec<Item> = Vec::new();
+            for &m in &members {
+                for it in own_items(&d.insts[m].cfg) {
+                    if !union.contains(&it) {
+                        union.push(it);
+                    }
+                }
+            }
+            for &m in &members {
+                d.insts[m].items = union.clone();
+                d.insts[m].sync_group = Some(g.name.clone());
+            }
+        }
+
+        // Initial link state of every own and tracked interface; a tracked interface that
+        // does not exist counts as down until it appears.
+        let mut names: Vec<String> = Vec::new();
+        for inst in &d.insts {
+            for it in &inst.items {
+                if matches!(it.kind, ItemKind::Interface | ItemKind::OwnInterface)
+                    && !names.contains(&it.target)
+                {
+                    names.push(it.target.clone());
+                }
+            }
+        }
+        for name in names {
+            let up = match ifaces.get(&name) {
+                Some(info) => info.up,
+                None => match nl.interface(&name).await {
+                    Ok(info) => info.up,
+                    Err(e) => {
+                        tracing::warn!(interface = %name, error = %e, "tracked interface not found: counted as down");
+                        false
+                    }
+                },
+            };
+            d.links.insert(name, up);
+        }
+        if d.insts
+            .iter()
+            .any(|i| i.items.iter().any(|it| it.kind == ItemKind::File))
+        {
+            d.poll_files();
+            d.next_file_poll = Some(now + FILE_POLL);
+        }
         Ok(d)
+    }
+
+    fn item_state(&self, item: &Item) -> ItemState {
+        match item.kind {
+            ItemKind::Interface | ItemKind::OwnInterface => match self.links.get(&item.target) {
+                Some(true) => ItemState::Good,
+                _ => ItemState::Bad,
+            },
+            ItemKind::Check => match self.checks.get(&item.target) {
+                Some(CheckVerdict::Up) => ItemState::Good,
+                Some(CheckVerdict::Down) => ItemState::Bad,
+                _ => ItemState::Unknown,
+            },
+            ItemKind::File => ItemState::Value(
+                self.files
+                    .get(&PathBuf::from(&item.target))
+                    .copied()
+                    .unwrap_or(0),
+            ),
+        }
+    }
+
+    /// Re-read every tracked file; true if a value changed.
+    fn poll_files(&mut self) -> bool {
+        let mut changed = false;
+        let paths: Vec<String> = self
+            .insts
+            .iter()
+            .flat_map(|i| i.items.iter())
+            .filter(|it| it.kind == ItemKind::File)
+            .map(|it| it.target.clone())
+            .collect();
+        for p in paths {
+            let path = PathBuf::from(&p);
+            let v = read_track_file(&path);
+            if self.files.insert(path, v) != Some(v) {
+                tracing::info!(file = %p, value = v, "track_file value");
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Recompute every instance's effective priority and fault state and hand changes to
+    /// the cores.
+    fn retrack(&mut self, now: Instant) {
+        for ii in 0..self.insts.len() {
+            let states: Vec<(Item, ItemState)> = self.insts[ii]
+                .items
+                .iter()
+                .map(|it| (it.clone(), self.item_state(it)))
+                .collect();
+            let eff = tracking::effective(self.insts[ii].cfg.priority, &states);
+            let inst = &mut self.insts[ii];
+            if eff.fault != inst.effective.fault {
+                let why: Vec<String> = eff
+                    .contributions
+                    .iter()
+                    .filter(|c| c.faults)
+                    .map(|c| format!("{:?} {} {}", c.kind, c.target, c.state))
+                    .collect();
+                tracing::warn!(instance = %inst.cfg.name, fault = eff.fault, reason = %why.join(", "), "tracking");
+                inst.core.set_fault(now, eff.fault);
+            }
+            if eff.priority != inst.effective.priority {
+                tracing::info!(instance = %inst.cfg.name, from = inst.effective.priority, to = eff.priority, "effective priority");
+                inst.core.set_priority(now, eff.priority);
+            }
+            if eff.fault != inst.effective.fault || eff.priority != inst.effective.priority {
+                self.events.emit(serde_json::json!({
+                    "type": "priority",
+                    "instance": inst.cfg.name,
+                    "priority": eff.priority,
+                    "fault": eff.fault,
+                }));
+            }
+            inst.effective = eff;
+        }
     }
 
     async fn main_loop(
@@ -251,6 +509,8 @@ impl Daemon {
         config: &Config,
         nl: &Netlink,
         started: Instant,
+        links: &mut LinkMonitor,
+        health_rx: &mut mpsc::Receiver<HealthEvent>,
     ) -> anyhow::Result<()> {
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -262,7 +522,7 @@ impl Daemon {
             )
         })?;
         let (ctl_tx, mut ctl_rx) = mpsc::channel::<Pending>(16);
-        let server = tokio::spawn(control::serve(listener, ctl_tx));
+        let server = tokio::spawn(control::serve(listener, ctl_tx, self.events.clone()));
 
         let watchdog = watchdog_interval();
         let mut next_watchdog = watchdog.map(|w| Instant::now() + w);
@@ -271,6 +531,7 @@ impl Daemon {
         for inst in &mut self.insts {
             inst.core.startup(now);
         }
+        self.retrack(now);
         self.run_actions(nl).await;
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         tracing::info!(
@@ -286,8 +547,8 @@ impl Daemon {
                 .iter()
                 .filter_map(|i| i.core.poll_timeout())
                 .min();
-            if let Some(w) = next_watchdog {
-                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            for extra in [next_watchdog, self.next_file_poll].into_iter().flatten() {
+                deadline = Some(deadline.map_or(extra, |d| d.min(extra)));
             }
             let sleep = tokio::time::sleep_until(
                 deadline
@@ -304,6 +565,8 @@ impl Daemon {
                     _ = sigint.recv() => Wake::Stop("SIGINT"),
                     _ = sighup.recv() => Wake::Hup,
                     Some(p) = ctl_rx.recv() => Wake::Control(p),
+                    ev = links.next() => Wake::Link(ev),
+                    Some(ev) = health_rx.recv() => Wake::Health(ev),
                     (i, r) = poll_fn(|cx| {
                         for (i, s) in sockets.iter().enumerate() {
                             if let Poll::Ready(r) = s.sock.poll_recv(cx, rbuf) {
@@ -333,8 +596,45 @@ impl Daemon {
                             error: None,
                             status: Some(self.status(config, started)),
                         },
+                        // Served by the control task straight from the event log.
+                        Request::Events { .. } => {
+                            Response::error("events are streamed by the control task")
+                        }
                     };
                     let _ = p.reply.send(resp);
+                }
+                Wake::Link(Some(ev)) => {
+                    if let Some(old) = self.links.get(&ev.name).copied() {
+                        if old != ev.up {
+                            tracing::info!(interface = %ev.name, up = ev.up, "link");
+                            self.events.emit(serde_json::json!({
+                                "type": "link", "interface": ev.name, "up": ev.up,
+                            }));
+                            self.links.insert(ev.name, ev.up);
+                            self.retrack(Instant::now());
+                        }
+                    }
+                }
+                Wake::Link(None) => {
+                    bail!("the netlink link-event subscription ended; interface tracking would go blind");
+                }
+                Wake::Health(ev) => {
+                    tracing::info!(
+                        check = %ev.check,
+                        from = ?ev.transition.from,
+                        to = ?ev.transition.to,
+                        message = %ev.outcome.message,
+                        "check"
+                    );
+                    self.events.emit(serde_json::json!({
+                        "type": "check",
+                        "check": ev.check,
+                        "from": ev.transition.from,
+                        "to": ev.transition.to,
+                        "message": ev.outcome.message,
+                    }));
+                    self.checks.insert(ev.check, ev.transition.to);
+                    self.retrack(Instant::now());
                 }
                 Wake::Packet(i, Ok(meta)) => self.dispatch(i, meta, &rbuf, Instant::now()),
                 Wake::Packet(i, Err(e)) => {
@@ -348,6 +648,12 @@ impl Daemon {
                     for inst in &mut self.insts {
                         if inst.core.poll_timeout().is_some_and(|t| t <= now) {
                             inst.core.handle_timeout(now);
+                        }
+                    }
+                    if self.next_file_poll.is_some_and(|t| t <= now) {
+                        self.next_file_poll = Some(now + FILE_POLL);
+                        if self.poll_files() {
+                            self.retrack(now);
                         }
                     }
                     if let (Some(w), Some(at)) = (watchdog, next_watchdog) {
@@ -487,6 +793,28 @@ impl Daemon {
                             master = ?inst.core.master_addr(),
                             "transition"
                         );
+                        // keepalived's notify states; Initialize is only reached on stop.
+                        let word = match to {
+                            State::Initialize => "STOP",
+                            other => state_name(other),
+                        };
+                        self.events.emit(serde_json::json!({
+                            "type": "transition",
+                            "instance": inst.cfg.name,
+                            "from": state_name(from),
+                            "to": word,
+                            "priority": inst.core.priority(),
+                        }));
+                        if let Some(script) = &inst.cfg.notify {
+                            self.notifier.notify(
+                                script.clone(),
+                                "INSTANCE",
+                                &inst.cfg.name,
+                                word,
+                                inst.core.priority(),
+                                inst.cfg.notify_timeout,
+                            );
+                        }
                     }
                 }
             }
@@ -537,6 +865,10 @@ impl Daemon {
                     vips_held: i.vips_held,
                     in_state_ms: ms(now.saturating_duration_since(i.state_since)),
                     counters,
+                    fault: i.effective.fault,
+                    tracked: i.effective.contributions.clone(),
+                    sync_group: i.sync_group.clone(),
+                    notify: i.cfg.notify.as_ref().map(|p| p.display().to_string()),
                 }
             })
             .collect();
@@ -559,6 +891,11 @@ impl Daemon {
             uptime_ms: ms(now.saturating_duration_since(started)),
             instances,
             sockets,
+            checks: self
+                .health
+                .as_ref()
+                .map(|h| h.snapshot())
+                .unwrap_or_default(),
         }
     }
 }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
+use tandem_health::CheckStatus;
+
+use crate::tracking::{Contribution, ItemKind};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -15,6 +18,9 @@ pub struct StatusReport {
     /// Packets that could not be given to any instance (too short to name a VRID, or a VRID
     /// no instance on that interface serves), per receiving socket.
     pub sockets: Vec<SocketStatus>,
+    /// Every `[[check]]` with its last result and rise/fall counters.
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +50,16 @@ pub struct InstanceStatus {
     /// Milliseconds since the last state change.
     pub in_state_ms: u64,
     pub counters: BTreeMap<String, u64>,
+    /// Faulted by tracking (an item with weight 0 is bad).
+    #[serde(default)]
+    pub fault: bool,
+    /// What each tracked item adds to the configured priority, or whether it faults.
+    #[serde(default)]
+    pub tracked: Vec<Contribution>,
+    #[serde(default)]
+    pub sync_group: Option<String>,
+    #[serde(default)]
+    pub notify: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +138,43 @@ impl StatusReport {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
+            if let Some(g) = &i.sync_group {
+                let _ = writeln!(out, "  sync group: {g}");
+            }
+            let extra: Vec<String> = i
+                .tracked
+                .iter()
+                .filter(|c| c.kind != ItemKind::OwnInterface || c.faults)
+                .map(|c| {
+                    let effect = if c.faults {
+                        "FAULT".to_string()
+                    } else if c.weight == 0 {
+                        "fault if down".to_string()
+                    } else {
+                        format!("{:+}", c.delta)
+                    };
+                    let kind = match c.kind {
+                        ItemKind::OwnInterface => "interface",
+                        ItemKind::Interface => "interface",
+                        ItemKind::Check => "check",
+                        ItemKind::File => "file",
+                    };
+                    format!(
+                        "{kind} {} {} (weight {}): {effect}",
+                        c.target, c.state, c.weight
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  priority: {} configured, {} effective{}",
+                i.configured_priority,
+                i.priority,
+                if i.fault { ", FAULT" } else { "" }
+            );
+            for e in extra {
+                let _ = writeln!(out, "    {e}");
+            }
             let _ = writeln!(out, "  counters: {}", line(&other, false));
             let d = line(&drops, true);
             let _ = writeln!(
@@ -129,6 +182,44 @@ impl StatusReport {
                 "  dropped:  {}",
                 if d.is_empty() { "none".into() } else { d }
             );
+        }
+        if !self.checks.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<14} {:<6} {:<8} {:>9} {:>9} {:>9}  LAST RESULT",
+                "CHECK", "KIND", "STATUS", "LATENCY", "OK/RISE", "FAIL/FALL"
+            );
+            for c in &self.checks {
+                let status = match c.status {
+                    tandem_health::Status::Up => "up",
+                    tandem_health::Status::Down => "down",
+                    tandem_health::Status::Unknown => "unknown",
+                };
+                let latency = c
+                    .last_latency_ms
+                    .map(|l| format!("{l}ms"))
+                    .unwrap_or_else(|| "-".into());
+                let last = match (c.last_ok, &c.last_message) {
+                    (None, _) => "-".to_string(),
+                    (Some(ok), m) => format!(
+                        "{} {}",
+                        if ok { "ok" } else { "failed" },
+                        m.as_deref().unwrap_or("")
+                    ),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<6} {:<8} {:>9} {:>9} {:>9}  {}",
+                    c.name,
+                    c.kind,
+                    status,
+                    latency,
+                    format!("{}/{}", c.consecutive_ok, c.rise),
+                    format!("{}/{}", c.consecutive_fail, c.fall),
+                    last.trim_end()
+                );
+            }
         }
         let busy: Vec<_> = self
             .sockets

@@ -33,6 +33,7 @@
 //! the namespace-based integration tests (`tests/`) possible.
 
 mod gratuitous;
+mod link_monitor;
 mod netlink;
 mod sys;
 mod vrrp_socket;
@@ -42,6 +43,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use gratuitous::{
     garp_frame, unsolicited_na_frame, Gratuitous, GARP_FRAME_LEN, UNSOLICITED_NA_FRAME_LEN,
 };
+pub use link_monitor::{LinkEvent, LinkMonitor};
 pub use netlink::Netlink;
 pub use vrrp_socket::VrrpSocket;
 

@@ -93,7 +93,7 @@ fn check_prefix(addr: IpAddr, prefix_len: u8, op: &str, ifindex: u32) -> io::Res
     Ok(())
 }
 
-fn link_facts(link: &LinkMessage) -> (String, [u8; 6], bool) {
+pub(crate) fn link_facts(link: &LinkMessage) -> (String, [u8; 6], bool) {
     let mut name = String::new();
     let mut mac = [0u8; 6];
     for attr in &link.attributes {

@@ -44,6 +44,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print the daemon's recent events (transitions, checks, links, priorities) as JSON
+    /// lines; with --follow, keep printing new ones.
+    Events {
+        #[command(flatten)]
+        target: Target,
+        #[arg(short, long)]
+        follow: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -125,6 +133,32 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Cmd::Events { target, follow } => {
+            let socket = match target.socket() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let reader = match control::events(&socket, follow) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("tandem: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            use std::io::{BufRead, Write};
+            let stdout = std::io::stdout();
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                let mut out = stdout.lock();
+                if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                    break;
+                }
+            }
+            ExitCode::SUCCESS
         }
         Cmd::Run { config } => {
             init_logging();

@@ -43,6 +43,41 @@ lab_host() {
     ip -n "$ns" link set eth0 up
 }
 
+# lab_bridge BRIDGE: another bridge in the bridge namespace (a second, independent network).
+lab_bridge() {
+    ip -n "${LAB_PREFIX}br" link add "$1" type bridge mcast_snooping 0
+    ip -n "${LAB_PREFIX}br" link set "$1" up
+}
+
+# lab_nic HOST IFNAME BRIDGE CIDR: another interface for HOST, plugged into BRIDGE.
+lab_nic() {
+    local host=$1 ifn=$2 br=$3 cidr=$4 ns="${LAB_PREFIX}$1"
+    ip link add "$ifn" netns "$ns" type veth peer name "$host-$ifn" netns "${LAB_PREFIX}br"
+    ip -n "${LAB_PREFIX}br" link set "$host-$ifn" master "$br" up
+    ip -n "$ns" addr add "$cidr" dev "$ifn"
+    ip -n "$ns" link set "$ifn" up
+}
+
+# lab_port HOST up|down [IFNAME]: cut or restore HOST's cable at the bridge (the host's own
+# interface stays up, as when a switch port or a switch dies). IFNAME eth0 by default.
+lab_port() {
+    local port=$1
+    [ "${3:-eth0}" != eth0 ] && port="$1-$3"
+    ip -n "${LAB_PREFIX}br" link set "$port" "$2"
+}
+
+# lab_block HOST on|off [IFNAME]: the bridge stops (or resumes) forwarding HOST's traffic
+# while both ends keep their carrier, as when a switch drops traffic or a VLAN is cut: the
+# host sees no link change, only silence.
+lab_block() {
+    local port=$1
+    [ "${3:-eth0}" != eth0 ] && port="$1-$3"
+    case $2 in
+    on) bridge -n "${LAB_PREFIX}br" link set dev "$port" state 0 ;;
+    off) bridge -n "${LAB_PREFIX}br" link set dev "$port" state 3 ;;
+    esac
+}
+
 lab_ip4() { echo "$LAB_NET4.${LAB_IDX[$1]}"; }
 lab_ip6() { printf '%s:%x\n' "$LAB_NET6" "${LAB_IDX[$1]}"; }
 lab_mac() { ip -n "${LAB_PREFIX}$1" -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }

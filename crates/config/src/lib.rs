@@ -1,9 +1,14 @@
 //! tandem's configuration: one TOML file per node, parsed and validated into a [`Config`].
 //!
-//! This crate only reads text and judges it. It must never touch the network or the running
-//! system (no sockets, no netlink, no interface lookups, no files other than the one it is
-//! asked to read): `tandem check` runs it on configs for other machines, and a reload that fails
-//! here must leave the running daemon exactly as it was.
+//! [`parse`] and [`load`] only read text and judge it. They never touch the network or the
+//! running system (no sockets, no netlink, no interface lookups, no files other than the one
+//! [`load`] is asked to read): `tandem check` runs them on configs for other machines, and a
+//! reload that fails here must leave the running daemon exactly as it was. What can only be
+//! judged on the machine that will run the config (the cluster key file's existence and mode,
+//! a serial heartbeat's device) is checked by a separate function, [`check_local`], for
+//! `tandem check` to call after a successful parse when the config is meant for the machine it
+//! runs on (and to skip for a config written for another machine). It looks at file metadata
+//! only and reads no file's contents.
 //!
 //! Every problem in a file is reported at once, each as a [`Diagnostic`] with the file's
 //! `line:col` of the offending value and a hint, so that one `tandem check` shows everything to
@@ -12,10 +17,20 @@
 //!
 //! The format (see ARCHITECTURE.md, "The config users write") uses keepalived's vocabulary
 //! where it has one. Durations are strings like `"100ms"` or `"1.5s"` ([`parse_duration`]).
-//! This build supports `[node]`, `[[vrrp_instance]]`, `[[check]]` and `[[vrrp_sync_group]]`;
-//! the other documented sections (`[cluster]`, `[[heartbeat]]`, `[[fence_device]]`,
-//! `[[fence_level]]`) and the instance key `fence_on_takeover` are refused with a message saying
-//! they are not supported yet.
+//! This build supports `[node]`, `[cluster]`, `[[heartbeat]]`, `[[vrrp_instance]]`,
+//! `[[check]]` and `[[vrrp_sync_group]]`; the other documented sections (`[[fence_device]]`,
+//! `[[fence_level]]`), the `[cluster]` key `lease` and the instance key `fence_on_takeover` are
+//! refused with a message saying they are not supported yet.
+//!
+//! Cluster: `[cluster]` ([`Cluster`]) names the cluster, the key file every heartbeat frame is
+//! authenticated with, and every member ([`ClusterNode`]), this node included: `[node] name`
+//! must be one of them, with the same role. A `[cluster]` needs at least one `[[heartbeat]]`
+//! ([`Heartbeat`]) and a `[[heartbeat]]` needs a `[cluster]`. **The order of the
+//! `[[heartbeat]]` entries is each channel's id on the wire: every node must list the same
+//! channels in the same order** (the cluster-wide facts are compared between nodes). UDP
+//! unicast and TCP channels have no peer list: they send to every other node's
+//! [`ClusterNode::address`] on the channel's port ([`Config::heartbeat_peers`]), and bind this
+//! node's own address unless `bind` says otherwise ([`Config::heartbeat_bind`]).
 //!
 //! Health: a `[[check]]` ([`Check`]: kind `"tcp"`, `"http"` or `"script"`) is probed on its own
 //! interval; an instance follows checks with `track_check`, interfaces with `track_interface`
@@ -32,18 +47,20 @@
 //! like keepalived's `virtual_ipaddress_excluded`.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 mod duration;
+mod local;
 mod position;
 mod suggest;
 mod tree;
 mod validate;
 
 pub use duration::{format_duration, parse_duration, DurationError};
+pub use local::check_local;
 
 /// Where `tandem` looks for its config when not told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/tandem/tandem.toml";
@@ -57,6 +74,23 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// `[[vrrp_instance]] notify_timeout` when absent.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[[heartbeat]] interval` when absent (tandem-heartbeat's `DEFAULT_INTERVAL`).
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// `[[heartbeat]] timeout` when absent (tandem-heartbeat's `DEFAULT_TIMEOUT`).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The shortest `[[heartbeat]] interval` accepted (tandem-heartbeat's `MIN_INTERVAL`).
+pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
+/// The most `[[heartbeat]]` entries: a channel's id on the wire is one byte.
+pub const MAX_HEARTBEATS: usize = 256;
+/// `baud` of a serial `[[heartbeat]]` when absent (tandem-heartbeat's `DEFAULT_BAUD`).
+pub const DEFAULT_SERIAL_BAUD: u32 = 115_200;
+/// The serial speeds a serial `[[heartbeat]]` accepts: the termios rates from 1200 to 4000000
+/// that tandem-heartbeat's serial channel can set (`channel::serial::baud_rate`).
+pub const SERIAL_BAUD_RATES: &[u32] = &[
+    1_200, 2_400, 4_800, 9_600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 500_000,
+    576_000, 921_600, 1_000_000, 1_152_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 3_500_000,
+    4_000_000,
+];
 
 /// A whole, validated node config.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +103,125 @@ pub struct Config {
     pub checks: Vec<Check>,
     /// `[[vrrp_sync_group]]`: instances that move together.
     pub sync_groups: Vec<SyncGroup>,
+    /// `[cluster]`: absent for a keepalived-style node that runs VRRP alone.
+    pub cluster: Option<Cluster>,
+    /// `[[heartbeat]]`: in file order, which is each channel's id on the wire (every node
+    /// lists the same channels in the same order). Empty exactly when `cluster` is `None`.
+    pub heartbeats: Vec<Heartbeat>,
+}
+
+/// Where a value is in the config file, for messages about it that come after parsing (the
+/// daemon's, [`check_local`]'s). Displays as `FILE:LINE:COL`, like [`Track::origin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub col: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// `[cluster]`: the cluster-wide facts, the same on every node.
+///
+/// ```toml
+/// [cluster]
+/// name = "edge"
+/// key_file = "/etc/tandem/cluster.key"
+/// nodes = [
+///   { name = "lb1", address = "10.0.0.1" },
+///   { name = "lb2", address = "10.0.0.2" },
+/// ]
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// 1 to 64 bytes of letters, digits, "_", "." and "-"; frames naming another cluster are
+    /// dropped.
+    pub name: String,
+    /// The shared secret's file (absolute path). Never read by this crate: the daemon loads it
+    /// (and refuses a mode with group or other bits); [`check_local`] checks its metadata.
+    pub key_file: PathBuf,
+    /// Every member, this node included (its `[node] name` is one of them, with the same
+    /// role): at least two, names and addresses unique, in config order.
+    pub nodes: Vec<ClusterNode>,
+    /// Where the `key_file` value is, for messages about the file.
+    pub key_file_origin: Origin,
+}
+
+/// One entry of `[cluster] nodes`: `{ name = "lb1", address = "10.0.0.1", role = "voter" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// Unique in the cluster; 1 to 64 bytes of letters, digits, "_", "." and "-".
+    pub name: String,
+    /// Unique in the cluster. UDP unicast and TCP heartbeats are sent to it, and bound to it
+    /// on the node itself unless the channel sets `bind`.
+    pub address: IpAddr,
+    /// Default voter.
+    pub role: Role,
+}
+
+impl Cluster {
+    /// The member named `name`.
+    pub fn node(&self, name: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Every member but `local`, in config order.
+    pub fn peers<'a>(&'a self, local: &'a str) -> impl Iterator<Item = &'a ClusterNode> + 'a {
+        self.nodes.iter().filter(move |n| n.name != local)
+    }
+}
+
+/// One `[[heartbeat]]` channel. Its position in [`Config::heartbeats`] is its id on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    pub kind: HeartbeatKind,
+    /// How often a frame is sent; default "100ms", at least "10ms".
+    pub interval: Duration,
+    /// A peer is down on this channel after this long without a valid frame; default "500ms",
+    /// always longer than `interval`.
+    pub timeout: Duration,
+    /// Where the entry is (its `[[heartbeat]]` header), for the daemon's messages.
+    pub origin: Origin,
+    /// Where the `device` value is, for a serial channel; `None` for the other kinds.
+    pub device_origin: Option<Origin>,
+}
+
+/// Transport of a [`Heartbeat`], from `kind = "..."`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatKind {
+    /// kind = "udp-multicast": `interface` (required) and `group` (required, `"IP:port"`, a
+    /// multicast IPv4 or IPv6 address, IPv6 in brackets: `"[ff12::1]:5405"`).
+    UdpMulticast {
+        interface: String,
+        group: SocketAddr,
+    },
+    /// kind = "udp-unicast": `port` (required) and `bind` (optional). Frames go to every other
+    /// node's [`ClusterNode::address`] on `port`; `bind: None` means this node's own address
+    /// from `[cluster] nodes` ([`Config::heartbeat_bind`]).
+    UdpUnicast { port: u16, bind: Option<IpAddr> },
+    /// kind = "tcp": like `UdpUnicast`, over TCP connections to every other node.
+    Tcp { port: u16, bind: Option<IpAddr> },
+    /// kind = "serial": `device` (required, absolute path; [`check_local`] checks it exists)
+    /// and `baud` (default 115200, one of [`SERIAL_BAUD_RATES`]).
+    Serial { device: PathBuf, baud: u32 },
+}
+
+impl HeartbeatKind {
+    /// `"udp-multicast"`, `"udp-unicast"`, `"tcp"` or `"serial"`, as in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HeartbeatKind::UdpMulticast { .. } => "udp-multicast",
+            HeartbeatKind::UdpUnicast { .. } => "udp-unicast",
+            HeartbeatKind::Tcp { .. } => "tcp",
+            HeartbeatKind::Serial { .. } => "serial",
+        }
+    }
 }
 
 /// `[[check]]`: one health check, referenced by `track_check` in instances.
@@ -137,6 +290,38 @@ impl Config {
         self.vrrp_instances.iter().find(|i| i.name == name)
     }
 
+    /// This node's entry in `[cluster] nodes`; `None` without a `[cluster]`.
+    pub fn cluster_node(&self) -> Option<&ClusterNode> {
+        self.cluster.as_ref()?.node(&self.node.name)
+    }
+
+    /// Where a UDP unicast or TCP heartbeat sends: every other cluster node's address on the
+    /// channel's port, in config order. Empty for the other kinds (and without a cluster).
+    pub fn heartbeat_peers(&self, hb: &Heartbeat) -> Vec<SocketAddr> {
+        let (HeartbeatKind::UdpUnicast { port, .. } | HeartbeatKind::Tcp { port, .. }) = hb.kind
+        else {
+            return Vec::new();
+        };
+        match &self.cluster {
+            Some(c) => c
+                .peers(&self.node.name)
+                .map(|n| SocketAddr::new(n.address, port))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The local address a UDP unicast or TCP heartbeat binds: its `bind`, else this node's
+    /// own address from `[cluster] nodes`. `None` for the other kinds.
+    pub fn heartbeat_bind(&self, hb: &Heartbeat) -> Option<IpAddr> {
+        match hb.kind {
+            HeartbeatKind::UdpUnicast { bind, .. } | HeartbeatKind::Tcp { bind, .. } => {
+                bind.or_else(|| self.cluster_node().map(|n| n.address))
+            }
+            _ => None,
+        }
+    }
+
     /// The sync group the instance named `instance` is in, if any (at most one).
     pub fn sync_group_of(&self, instance: &str) -> Option<&SyncGroup> {
         self.sync_groups
@@ -170,6 +355,16 @@ pub struct NodeConfig {
 pub enum Role {
     Voter,
     Arbiter,
+}
+
+impl Role {
+    /// `"voter"` or `"arbiter"`, as in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Voter => "voter",
+            Role::Arbiter => "arbiter",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,6 +744,8 @@ virtual_ipaddress = ["192.0.2.100/24"]
         assert_eq!(i.notify_timeout, Duration::from_secs(10));
         assert!(c.checks.is_empty());
         assert!(c.sync_groups.is_empty());
+        assert_eq!(c.cluster, None);
+        assert!(c.heartbeats.is_empty());
         assert_eq!(
             i.virtual_ipaddress,
             vec![IpPrefix {

@@ -16,11 +16,12 @@ use crate::position::LineIndex;
 use crate::suggest::did_you_mean;
 use crate::tree::{value_type_name, Field, Node, Span, TableRef};
 use crate::{
-    AddressFamily, Authentication, Config, Diagnostic, IpPrefix, Mode, NodeConfig, Role,
+    AddressFamily, Authentication, Config, Diagnostic, IpPrefix, Mode, NodeConfig, Origin, Role,
     VrrpInstance, VrrpVersion, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
 };
 
 mod checks;
+mod cluster;
 mod tracking;
 
 /// Collects diagnostics for one file.
@@ -61,6 +62,16 @@ impl<'a> Ctx<'a> {
     fn origin(&self, span: &Option<Span>) -> String {
         let (line, col) = self.index.line_col(span.as_ref().map_or(0, |s| s.start));
         format!("{}:{line}:{col}", self.file)
+    }
+
+    /// [`Ctx::origin`] as an [`Origin`].
+    fn origin_at(&self, span: &Option<Span>) -> Origin {
+        let (line, col) = self.index.line_col(span.as_ref().map_or(0, |s| s.start));
+        Origin {
+            file: self.file.clone(),
+            line,
+            col,
+        }
     }
 
     fn line_of(&self, span: &Option<Span>) -> usize {
@@ -296,11 +307,19 @@ const AUTH_KEYS: KeySpec = KeySpec {
 };
 
 /// Sections of the documented format that later builds add.
-const UNSUPPORTED_SECTIONS: &[&str] = &["cluster", "heartbeat", "fence_device", "fence_level"];
-const SECTIONS: &[&str] = &["node", "vrrp_instance", "check", "vrrp_sync_group"];
+const UNSUPPORTED_SECTIONS: &[&str] = &["fence_device", "fence_level"];
+const SECTIONS: &[&str] = &[
+    "node",
+    "cluster",
+    "heartbeat",
+    "vrrp_instance",
+    "check",
+    "vrrp_sync_group",
+];
 /// The sections written `[[name]]`: a node may have several.
-const ARRAY_SECTIONS: &[&str] = &["vrrp_instance", "check", "vrrp_sync_group"];
-const SECTIONS_TEXT: &str = "[node], [[vrrp_instance]], [[check]], [[vrrp_sync_group]]";
+const ARRAY_SECTIONS: &[&str] = &["heartbeat", "vrrp_instance", "check", "vrrp_sync_group"];
+const SECTIONS_TEXT: &str =
+    "[node], [cluster], [[heartbeat]], [[vrrp_instance]], [[check]], [[vrrp_sync_group]]";
 /// Top-level sections people bring from keepalived.conf: the section that replaces each, and
 /// what to write instead.
 const SECTION_NOTES: &[(&str, &str, &str)] = &[(
@@ -390,6 +409,8 @@ impl<'a> Section<'a> {
 /// Validate a parsed document. Returns the config only when no diagnostic was recorded.
 pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Option<Config> {
     let mut node_field = None;
+    let mut cluster_field = None;
+    let mut heartbeat_field = None;
     let mut instances_field = None;
     let mut checks_field = None;
     let mut groups_field = None;
@@ -399,6 +420,8 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
     for f in TableRef::Table(root).fields() {
         match f.key {
             "node" => node_field = Some(f),
+            "cluster" => cluster_field = Some(f),
+            "heartbeat" => heartbeat_field = Some(f),
             "vrrp_instance" => instances_field = Some(f),
             "check" => checks_field = Some(f),
             "vrrp_sync_group" => groups_field = Some(f),
@@ -407,6 +430,20 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
     }
 
     let node = node_section(ctx, node_field.as_ref(), !misspelt.contains(&"node"));
+
+    let cluster_out = cluster_field
+        .as_ref()
+        .map(|f| cluster::cluster_section(ctx, f, &node));
+    let heartbeats = cluster::heartbeats(
+        ctx,
+        heartbeat_field.as_ref(),
+        cluster_field.as_ref(),
+        cluster_out.as_ref(),
+        cluster::Misspelt {
+            cluster: misspelt.contains(&"cluster"),
+            heartbeat: misspelt.contains(&"heartbeat"),
+        },
+    );
 
     // Checks first: instances name them in track_check.
     let (checks, checks_complete) = match &checks_field {
@@ -505,12 +542,18 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         .into_iter()
         .map(|g| g.group)
         .collect::<Option<Vec<_>>>()?;
+    let cluster = match cluster_out {
+        Some(c) => Some(c.cluster?),
+        None => None,
+    };
     Some(Config {
         path: path.to_path_buf(),
         node,
         vrrp_instances,
         checks,
         sync_groups,
+        cluster,
+        heartbeats: heartbeats?,
     })
 }
 
@@ -530,7 +573,7 @@ fn unknown_top_level(ctx: &mut Ctx<'_>, f: &Field<'_>, key: &str) -> Option<&'st
             f.span(),
             format!("section {open}{key}{close} is not supported by this build yet"),
             Some(format!(
-                "this build runs keepalived-style VRRP; supported sections: {SECTIONS_TEXT}"
+                "remove it; this build has no fencing yet; supported sections: {SECTIONS_TEXT}"
             )),
         );
         return None;
@@ -567,14 +610,22 @@ fn unknown_top_level(ctx: &mut Ctx<'_>, f: &Field<'_>, key: &str) -> Option<&'st
     suggestion
 }
 
-struct NodeOut {
+struct NodeOut<'a> {
     config: Option<NodeConfig>,
     /// Known even when other [node] keys are wrong, for the instance-count rule.
     role: Option<Role>,
     header: Option<Span>,
+    /// The name, if valid, and where it is, for the [cluster] membership rule.
+    name: Option<(String, Option<Span>)>,
+    /// The `role` key, if written.
+    role_field: Option<Field<'a>>,
 }
 
-fn node_section<'a>(ctx: &mut Ctx<'a>, field: Option<&Field<'a>>, report_missing: bool) -> NodeOut {
+fn node_section<'a>(
+    ctx: &mut Ctx<'a>,
+    field: Option<&Field<'a>>,
+    report_missing: bool,
+) -> NodeOut<'a> {
     let Some(field) = field else {
         if report_missing {
             ctx.error(
@@ -588,6 +639,8 @@ fn node_section<'a>(ctx: &mut Ctx<'a>, field: Option<&Field<'a>>, report_missing
             config: None,
             role: Some(Role::Voter),
             header: None,
+            name: None,
+            role_field: None,
         };
     };
     let Some(table) = field.node.as_table() else {
@@ -600,6 +653,8 @@ fn node_section<'a>(ctx: &mut Ctx<'a>, field: Option<&Field<'a>>, report_missing
             config: None,
             role: None,
             header: field.span(),
+            name: None,
+            role_field: None,
         };
     };
     let sec = Section::new(table, "[node]", field.key_span.clone());
@@ -609,7 +664,7 @@ fn node_section<'a>(ctx: &mut Ctx<'a>, field: Option<&Field<'a>>, report_missing
         .required(ctx, "name", "name = \"lb1\" (unique in the cluster)")
         .and_then(|f| {
             let s = ctx.string(f)?;
-            check_name(ctx, f, s, "node").then(|| s.to_string())
+            check_name(ctx, f, s, "node").then(|| (s.to_string(), f.span()))
         });
     let role = match sec.get("role") {
         None => Some(Role::Voter),
@@ -636,16 +691,19 @@ fn node_section<'a>(ctx: &mut Ctx<'a>, field: Option<&Field<'a>>, report_missing
 
     let config = (|| {
         Some(NodeConfig {
-            name: name?,
+            name: name.as_ref()?.0.clone(),
             role: role?,
             state_dir: state_dir?,
             control_socket: control_socket.filter(|p| p.as_os_str().len() <= 107)?,
         })
     })();
+    let role_field = sec.get("role").cloned();
     NodeOut {
         config,
         role,
         header: sec.header,
+        name,
+        role_field,
     }
 }
 
@@ -958,9 +1016,12 @@ fn instance<'a>(
             Some("quorum") => {
                 ctx.error(
                     f.span(),
-                    "mode: \"quorum\" needs a [cluster] section, which this build does not support yet"
-                        .to_string(),
-                    Some("use mode = \"vrrp\" (the default)".to_string()),
+                    "mode: \"quorum\" is not supported by this build yet".to_string(),
+                    Some(
+                        "quorum mode needs the cluster lease, which this build does not have \
+                         yet; use mode = \"vrrp\" (the default)"
+                            .to_string(),
+                    ),
                 );
                 None
             }
@@ -971,7 +1032,9 @@ fn instance<'a>(
                 ctx.error(
                     f.span(),
                     format!("mode: unknown mode {other:?}"),
-                    Some(format!("{guess}mode is \"vrrp\" (\"quorum\" needs a [cluster] section, not supported yet)")),
+                    Some(format!(
+                        "{guess}mode is \"vrrp\" (\"quorum\" is not supported yet)"
+                    )),
                 );
                 None
             }

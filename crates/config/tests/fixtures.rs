@@ -172,4 +172,88 @@ fn every_key_sets_the_new_keys() {
     let kinds: Vec<&str> = c.checks.iter().map(|c| c.kind.name()).collect();
     assert_eq!(kinds, ["http", "http", "tcp", "script", "script"]);
     assert_eq!(c.sync_groups.len(), 1);
+    let cluster = c.cluster.as_ref().unwrap();
+    assert_eq!(cluster.nodes.len(), 3);
+    assert_eq!(cluster.nodes[2].role, tandem_config::Role::Arbiter);
+    let kinds: Vec<&str> = c.heartbeats.iter().map(|h| h.kind.name()).collect();
+    assert_eq!(kinds, ["udp-multicast", "udp-unicast", "tcp", "serial"]);
+    assert_eq!(
+        c.heartbeats[3].kind,
+        tandem_config::HeartbeatKind::Serial {
+            device: "/dev/serial/by-id/usb-FTDI_FT232R-if00-port0".into(),
+            baud: 9600
+        }
+    );
+}
+
+/// The cluster pair shares every cluster-wide fact and lists the same channels in the same
+/// order (a channel's position is its id on the wire); only `bind` and the VRRP priority
+/// differ. `load` alone judges fixtures: `check_local` would look for /dev/ttyS1 and the key
+/// file on the machine running the tests.
+#[test]
+fn the_cluster_pair_agrees() {
+    use std::time::Duration;
+    use tandem_config::{HeartbeatKind, Role};
+    let dir = configs_dir().join("valid");
+    let a = tandem_config::load(&dir.join("cluster-lb1.toml")).unwrap();
+    let b = tandem_config::load(&dir.join("cluster-lb2.toml")).unwrap();
+    let (ca, cb) = (a.cluster.as_ref().unwrap(), b.cluster.as_ref().unwrap());
+    assert_eq!(
+        (&ca.name, &ca.key_file, &ca.nodes),
+        (&cb.name, &cb.key_file, &cb.nodes)
+    );
+    assert_eq!(ca.nodes.len(), 2);
+    assert!(ca.nodes.iter().all(|n| n.role == Role::Voter));
+    assert_eq!(a.cluster_node().unwrap().name, "lb1");
+    assert_eq!(b.cluster_node().unwrap().name, "lb2");
+
+    let kinds: Vec<&str> = a.heartbeats.iter().map(|h| h.kind.name()).collect();
+    assert_eq!(kinds, ["udp-multicast", "tcp", "serial"]);
+    assert_eq!(a.heartbeats.len(), b.heartbeats.len());
+    for (x, y) in a.heartbeats.iter().zip(&b.heartbeats) {
+        assert_eq!((x.interval, x.timeout), (y.interval, y.timeout));
+        match (&x.kind, &y.kind) {
+            (HeartbeatKind::Tcp { port: p, .. }, HeartbeatKind::Tcp { port: q, .. }) => {
+                assert_eq!(p, q)
+            }
+            _ => assert_eq!(x.kind, y.kind),
+        }
+    }
+    assert_eq!(
+        a.heartbeats[0].kind,
+        HeartbeatKind::UdpMulticast {
+            interface: "eth0".into(),
+            group: "239.192.0.1:5405".parse().unwrap()
+        }
+    );
+    assert_eq!(
+        a.heartbeats[2].kind,
+        HeartbeatKind::Serial {
+            device: "/dev/ttyS1".into(),
+            baud: 115_200
+        }
+    );
+    assert_eq!(
+        (a.heartbeats[2].interval, a.heartbeats[2].timeout),
+        (Duration::from_millis(200), Duration::from_secs(1))
+    );
+    // Each node's TCP channel binds its own cluster address and reaches the other's.
+    let tcp_a = &a.heartbeats[1];
+    let tcp_b = &b.heartbeats[1];
+    assert_eq!(a.heartbeat_bind(tcp_a), Some(ca.nodes[0].address));
+    assert_eq!(b.heartbeat_bind(tcp_b), Some(ca.nodes[1].address));
+    assert_eq!(
+        a.heartbeat_peers(tcp_a),
+        ["10.0.0.2:5406".parse::<std::net::SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        b.heartbeat_peers(tcp_b),
+        ["10.0.0.1:5406".parse::<std::net::SocketAddr>().unwrap()]
+    );
+    assert!(a.heartbeats[2]
+        .device_origin
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .ends_with("cluster-lb1.toml:41:10"));
 }

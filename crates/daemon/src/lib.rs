@@ -10,6 +10,7 @@
 
 pub mod control;
 mod events;
+mod membership;
 mod notify;
 mod runtime;
 pub mod status;

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::control::{self, Pending, Request, Response};
 use crate::events::EventLog;
+use crate::membership::{self, Peers};
 use crate::notify::Notifier;
 use crate::status::{InstanceStatus, SocketStatus, StatusReport};
 use crate::tracking::{self, Effective, Item, ItemKind, ItemState};
@@ -44,6 +45,7 @@ enum Wake {
     Control(Pending),
     Packet(usize, std::io::Result<RecvMeta>),
     Health(HealthEvent),
+    Membership(Option<tandem_heartbeat::Event>),
     Link(Option<LinkEvent>),
     Timer,
 }
@@ -82,6 +84,14 @@ struct Inst {
     items: Vec<Item>,
     effective: Effective,
     sync_group: Option<String>,
+    /// Set when this instance took over on Master_Down_Interval while a peer was still up
+    /// on some heartbeat channel: a network split, not a dead peer.
+    split: Option<String>,
+    /// priority_zero_received when last looked at: tells a handover from a timeout.
+    prio0_seen: u64,
+    /// A peer master this backup has heard since it last changed state: only a takeover
+    /// from a master that was there can be a split (not the first election at start-up).
+    heard_master: Option<IpAddr>,
 }
 
 /// Run the daemon until SIGTERM / SIGINT. On a clean stop every master sends priority 0 and
@@ -90,12 +100,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let nl = Netlink::new().context("opening netlink")?;
     let mut links = LinkMonitor::new().context("subscribing to link events")?;
+    // Heartbeats first, so peers are known before any instance can take over.
+    let mut hb = membership::start(&config)?;
     let mut d = Daemon::build(&config, &nl).await?;
     let (health, mut health_rx) = HealthRunner::spawn(health_specs(&config))
         .map_err(|e| anyhow::anyhow!("health checks: {e}"))?;
     d.health = Some(health);
     let result = d
-        .main_loop(&config, &nl, started, &mut links, &mut health_rx)
+        .main_loop(&config, &nl, started, &mut links, &mut health_rx, &mut hb)
         .await;
     // Whatever happened, the VIPs must not stay behind: a node that is not running VRRP must
     // not answer for the virtual addresses.
@@ -103,6 +115,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&config.node.control_socket);
     if let Some(h) = d.health.take() {
         h.shutdown().await;
+    }
+    if let Some(hb) = hb {
+        // After the VIPs are gone: peers see our LEAVING frames only once we hold nothing.
+        hb.shutdown().await;
     }
     let notifier = std::mem::replace(&mut d.notifier, Notifier::spawn());
     notifier.finish(Duration::from_secs(30)).await;
@@ -123,6 +139,7 @@ struct Daemon {
     health: Option<HealthHandle>,
     notifier: Notifier,
     events: EventLog,
+    peers: Peers,
 }
 
 fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> InstanceConfig {
@@ -263,6 +280,7 @@ impl Daemon {
             health: None,
             notifier: Notifier::spawn(),
             events: EventLog::new(),
+            peers: Peers::new(config),
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
         let now = Instant::now();
@@ -362,6 +380,9 @@ impl Daemon {
                 items: own_items(c),
                 effective: tracking::effective(c.priority, &[]),
                 sync_group: None,
+                split: None,
+                prio0_seen: 0,
+                heard_master: None,
             });
         }
 
@@ -511,6 +532,7 @@ impl Daemon {
         started: Instant,
         links: &mut LinkMonitor,
         health_rx: &mut mpsc::Receiver<HealthEvent>,
+        hb: &mut Option<tandem_heartbeat::Heartbeat>,
     ) -> anyhow::Result<()> {
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -567,6 +589,12 @@ impl Daemon {
                     Some(p) = ctl_rx.recv() => Wake::Control(p),
                     ev = links.next() => Wake::Link(ev),
                     Some(ev) = health_rx.recv() => Wake::Health(ev),
+                    ev = async {
+                        match hb.as_mut() {
+                            Some(h) => h.next_event().await,
+                            None => std::future::pending().await,
+                        }
+                    } => Wake::Membership(ev),
                     (i, r) = poll_fn(|cx| {
                         for (i, s) in sockets.iter().enumerate() {
                             if let Poll::Ready(r) = s.sock.poll_recv(cx, rbuf) {
@@ -591,11 +619,20 @@ impl Daemon {
                 }
                 Wake::Control(p) => {
                     let resp = match p.request {
-                        Request::Status => Response {
-                            ok: true,
-                            error: None,
-                            status: Some(self.status(config, started)),
-                        },
+                        Request::Status => {
+                            let mut st = self.status(config, started);
+                            if let Some(h) = hb.as_ref() {
+                                st.membership = h
+                                    .snapshot()
+                                    .await
+                                    .and_then(|s| serde_json::to_value(s).ok());
+                            }
+                            Response {
+                                ok: true,
+                                error: None,
+                                status: Some(st),
+                            }
+                        }
                         // Served by the control task straight from the event log.
                         Request::Events { .. } => {
                             Response::error("events are streamed by the control task")
@@ -617,6 +654,14 @@ impl Daemon {
                 }
                 Wake::Link(None) => {
                     bail!("the netlink link-event subscription ended; interface tracking would go blind");
+                }
+                Wake::Membership(Some(ev)) => {
+                    let json = self.peers.apply(&ev.kind);
+                    tracing::info!(event = %json, "membership");
+                    self.events.emit(json);
+                }
+                Wake::Membership(None) => {
+                    bail!("the heartbeat driver stopped");
                 }
                 Wake::Health(ev) => {
                     tracing::info!(
@@ -729,6 +774,10 @@ impl Daemon {
             .handle_packet(now, meta.src, meta.dst, meta.ttl, payload)
         {
             tracing::debug!(instance = %inst.cfg.name, src = %meta.src, ?reason, "dropped advert");
+        } else if inst.core.state() == State::Backup {
+            if let Some(m) = inst.core.master_addr().filter(|m| *m != inst.src) {
+                inst.heard_master = Some(m);
+            }
         }
     }
 
@@ -784,6 +833,36 @@ impl Daemon {
                     }
                     Action::Transition { from, to } => {
                         inst.state_since = Instant::now();
+                        let prio0 = inst.core.counters().priority_zero_received;
+                        let handover = prio0 != inst.prio0_seen;
+                        inst.prio0_seen = prio0;
+                        let had_master = inst.heard_master.take();
+                        if from == State::Backup
+                            && to == State::Master
+                            && !handover
+                            && had_master.is_some()
+                        {
+                            let alive = self.peers.alive();
+                            if !alive.is_empty() {
+                                let who: Vec<String> = alive
+                                    .iter()
+                                    .map(|(n, ch)| format!("{n} (channels {ch:?})"))
+                                    .collect();
+                                let msg = format!(
+                                    "took over on Master_Down_Interval from master {} while {} \
+                                     still up on heartbeat: a network split, not a dead peer",
+                                    had_master.map(|a| a.to_string()).unwrap_or_default(),
+                                    who.join(", ")
+                                );
+                                tracing::warn!(instance = %inst.cfg.name, "{msg}");
+                                self.events.emit(serde_json::json!({
+                                    "type": "split_suspected", "instance": inst.cfg.name, "message": msg,
+                                }));
+                                inst.split = Some(msg);
+                            }
+                        } else if to != State::Master {
+                            inst.split = None;
+                        }
                         tracing::info!(
                             instance = %inst.cfg.name,
                             vrid = inst.cfg.virtual_router_id,
@@ -866,6 +945,7 @@ impl Daemon {
                     in_state_ms: ms(now.saturating_duration_since(i.state_since)),
                     counters,
                     fault: i.effective.fault,
+                    split: i.split.clone(),
                     tracked: i.effective.contributions.clone(),
                     sync_group: i.sync_group.clone(),
                     notify: i.cfg.notify.as_ref().map(|p| p.display().to_string()),
@@ -891,6 +971,7 @@ impl Daemon {
             uptime_ms: ms(now.saturating_duration_since(started)),
             instances,
             sockets,
+            membership: None,
             checks: self
                 .health
                 .as_ref()

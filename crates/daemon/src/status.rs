@@ -21,6 +21,9 @@ pub struct StatusReport {
     /// Every `[[check]]` with its last result and rise/fall counters.
     #[serde(default)]
     pub checks: Vec<CheckStatus>,
+    /// The heartbeat's view of peers and channels (`tandem links`), with `[cluster]` only.
+    #[serde(default)]
+    pub membership: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +63,9 @@ pub struct InstanceStatus {
     pub sync_group: Option<String>,
     #[serde(default)]
     pub notify: Option<String>,
+    /// Why this master's takeover looks like a network split (peer still up on heartbeat).
+    #[serde(default)]
+    pub split: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +144,9 @@ impl StatusReport {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
+            if let Some(w) = &i.split {
+                let _ = writeln!(out, "  WARNING: {w}");
+            }
             if let Some(g) = &i.sync_group {
                 let _ = writeln!(out, "  sync group: {g}");
             }
@@ -182,6 +191,33 @@ impl StatusReport {
                 "  dropped:  {}",
                 if d.is_empty() { "none".into() } else { d }
             );
+        }
+        if let Some(m) = &self.membership {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "cluster {}  incarnation {}",
+                m["cluster"].as_str().unwrap_or("?"),
+                m["incarnation"].as_str().unwrap_or("?")
+            );
+            let _ = writeln!(
+                out,
+                "{:<14} {:<5} {:>8} {:>10}  INCARNATION",
+                "PEER", "STATE", "CHANNELS", "SINCE"
+            );
+            for p in m["peers"].as_array().into_iter().flatten() {
+                let links = p["links"].as_array().map(|l| l.as_slice()).unwrap_or(&[]);
+                let up = links.iter().filter(|l| l["state"] == "up").count();
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<5} {:>8} {:>10}  {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["state"].as_str().unwrap_or("?"),
+                    format!("{up}/{}", links.len()),
+                    secs(&p["since_ms"]),
+                    p["incarnation"].as_str().unwrap_or("-")
+                );
+            }
         }
         if !self.checks.is_empty() {
             let _ = writeln!(out);
@@ -240,6 +276,89 @@ impl StatusReport {
                     s.send_errors
                 );
             }
+        }
+        out
+    }
+}
+
+fn secs(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map(|ms| format!("{:.1}s", ms / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn ms(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map(|ms| format!("{ms:.1}ms"))
+        .unwrap_or_else(|| "-".into())
+}
+
+impl StatusReport {
+    /// The table `tandem links` prints: every channel to every peer, then each channel's
+    /// drop counters.
+    pub fn render_links(&self) -> String {
+        let mut out = String::new();
+        let Some(m) = &self.membership else {
+            return "no [cluster] configured: no heartbeat channels\n".into();
+        };
+        let channels = m["channels"]
+            .as_array()
+            .map(|c| c.as_slice())
+            .unwrap_or(&[]);
+        let describe = |id: &serde_json::Value| {
+            channels
+                .iter()
+                .find(|c| &c["id"] == id)
+                .and_then(|c| c["description"].as_str())
+                .unwrap_or("?")
+                .to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:<12} {:>2} {:<38} {:<5} {:>10} {:>9} {:>7}",
+            "PEER", "CH", "CHANNEL", "STATE", "LAST SEEN", "RTT", "LOSS"
+        );
+        for p in m["peers"].as_array().into_iter().flatten() {
+            for l in p["links"].as_array().into_iter().flatten() {
+                let loss = l["loss_percent"]
+                    .as_f64()
+                    .map(|x| format!("{x:.1}%"))
+                    .unwrap_or_else(|| "-".into());
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:>2} {:<38} {:<5} {:>10} {:>9} {:>7}",
+                    p["name"].as_str().unwrap_or("?"),
+                    l["channel"],
+                    describe(&l["channel"]),
+                    l["state"].as_str().unwrap_or("?"),
+                    ms(&l["last_seen_ago_ms"]),
+                    ms(&l["rtt_ms"]),
+                    loss
+                );
+            }
+        }
+        let _ = writeln!(out);
+        for c in channels {
+            let drops: Vec<String> = c["drops"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "channel {} {}: sent={} received={} dropped: {}",
+                c["id"],
+                c["description"].as_str().unwrap_or("?"),
+                c["frames_sent"],
+                c["frames_received"],
+                if drops.is_empty() {
+                    "none".to_string()
+                } else {
+                    drops.join(" ")
+                }
+            );
         }
         out
     }

@@ -31,16 +31,28 @@ enum Cmd {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Validate a config file: every error as file:line:col, exit 1 if any.
+    /// Validate a config file: every error as file:line:col, exit 1 if any. Also checks this
+    /// machine's side (cluster key permissions, serial devices) unless --no-local.
     Check {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Only the file itself: for checking another machine's config.
+        #[arg(long)]
+        no_local: bool,
     },
     /// Show every instance's state, priority, master, VIPs and counters.
     Status {
         #[command(flatten)]
         target: Target,
         /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every heartbeat channel to every peer: state, last seen, RTT, loss, drops.
+    Links {
+        #[command(flatten)]
+        target: Target,
+        /// Machine-readable output (the heartbeat snapshot).
         #[arg(long)]
         json: bool,
     },
@@ -88,7 +100,13 @@ impl Target {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check { config } => match tandem_config::load(&config) {
+        Cmd::Check { config, no_local } => match tandem_config::load(&config).and_then(|c| {
+            if no_local {
+                Ok(c)
+            } else {
+                tandem_config::check_local(&c).map(|()| c)
+            }
+        }) {
             Ok(c) => {
                 println!(
                     "{}: ok (node {}, {} vrrp instance{})",
@@ -104,6 +122,34 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Cmd::Links { target, json } => {
+            let socket = match target.socket() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match control::request(&socket, &Request::Status) {
+                Ok(resp) => {
+                    let Some(st) = resp.status else {
+                        eprintln!("tandem: the daemon answered without a status");
+                        return ExitCode::from(1);
+                    };
+                    if json {
+                        let v = st.membership.unwrap_or(serde_json::Value::Null);
+                        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                    } else {
+                        print!("{}", st.render_links());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tandem: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Status { target, json } => {
             let socket = match target.socket() {
                 Ok(s) => s,
@@ -170,6 +216,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
+            if let Err(d) = tandem_config::check_local(&cfg) {
+                eprint!("{d}");
+                eprintln!("tandem: refusing to start: this machine does not match the config");
+                return ExitCode::from(1);
+            }
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -87,7 +87,9 @@ lab_exec() { local n=$1; shift; ip netns exec "${LAB_PREFIX}$n" "$@"; }
 lab_link() { ip -n "${LAB_PREFIX}$1" link set eth0 "$2"; }
 
 # lab_has_addr NAME ADDR: is ADDR configured on the host's eth0?
-lab_has_addr() { ip -n "${LAB_PREFIX}$1" -o addr show dev eth0 | grep -qF " $2/"; }
+# (The listing is read whole before grep: `ip | grep -q` under pipefail fails at random when
+# grep exits early and ip dies of SIGPIPE.)
+lab_has_addr() { grep -qF " $2/" <<<"$(ip -n "${LAB_PREFIX}$1" -o addr show dev eth0)"; }
 
 # lab_holders ADDR: the hosts that have ADDR configured right now.
 lab_holders() {

@@ -106,5 +106,5 @@ expect "lb2 still BACKUP VI_2" is_state lb2 VI_2 BACKUP
 [ "$(counter lb2 VI_2 transitions)" = "$tr2b" ] || fail "lb2 VI_2 changed state"
 [ "$(tandem_field lb2 VI_3 .master)" = "$(lab_ip4 lb1)" ] || fail "lb2's idea of the master moved"
 tandem_status lb2
-tandem_status lb2 | grep -q "bad_ttl=3" || fail "human status does not show the drop reason"
+grep -q "bad_ttl=3" <<<"$(tandem_status lb2)" || fail "human status does not show the drop reason"
 echo PASS

@@ -83,7 +83,7 @@ web_stop lb1
 wait_for "lb1 priority 90" 10 prio_is lb1 90 || fail "priority is $(tandem_field lb1 VI_1 .priority)"
 wait_for "lb2 MASTER" 5 is_state lb2 VI_1 MASTER || fail "lb2 did not preempt a priority-90 master"
 wait_for "lb1 BACKUP" 5 is_state lb1 VI_1 BACKUP || fail "lb1 is $(tandem_field lb1 VI_1 .state)"
-tandem_status lb1 | grep -q "check web down (weight -60): -60" || fail "status does not show the contribution: $(tandem_status lb1)"
+grep -q "check web down (weight -60): -60" <<<"$(tandem_status lb1)" || fail "status does not show the contribution: $(tandem_status lb1)"
 web_start lb1
 wait_for "lb1 priority 150" 10 prio_is lb1 150 || fail "priority did not come back"
 wait_for "lb1 MASTER again" 10 is_state lb1 VI_1 MASTER || fail "lb1 did not preempt back"

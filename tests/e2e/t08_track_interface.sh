@@ -38,7 +38,7 @@ ip -n "$(lab_ns lb1)" link set eth1 down
 wait_for "lb1 FAULT" 5 is_state lb1 VI_1 FAULT || fail "lb1 did not fault"
 wait_for "lb2 MASTER" 5 is_state lb2 VI_1 MASTER || fail "lb2 did not take over"
 wait_for "VIP on lb2 only" 5 holders_are $VIP lb2 || fail "holders: $(lab_holders $VIP)"
-tandem_status lb1 | grep -q "interface eth1 down (weight 0): FAULT" || fail "status does not say why: $(tandem_status lb1)"
+grep -q "interface eth1 down (weight 0): FAULT" <<<"$(tandem_status lb1)" || fail "status does not say why: $(tandem_status lb1)"
 step "eth1 comes back"
 ip -n "$(lab_ns lb1)" link set eth1 up
 wait_for "lb1 MASTER again" 10 is_state lb1 VI_1 MASTER || fail "lb1 did not come back"

@@ -16,8 +16,8 @@ exec sleep 1000
 EOT
 cat >"$LAB_DIR/flap.sh" <<EOT
 #!/bin/sh
-# Alternates success and failure on every run.
-f="$LAB_DIR/flap.count"
+# Alternates success and failure on every run (one counter per node: \$1).
+f="$LAB_DIR/flap.\$1.count"
 n=\$(cat "\$f" 2>/dev/null || echo 0)
 echo \$((n + 1)) >"\$f"
 exit \$((n % 2))
@@ -30,7 +30,9 @@ for n in lb1:150 lb2:100; do
     [ "$name" = lb1 ] && track='track_check = [{ check = "flap", weight = 0 }]'
     {
         tandem_node_header "$name"
-        cat <<EOT
+        # Only lb1 runs the hanging check: the survivor search below looks at every process
+        # of the machine (the namespaces share one PID space).
+        [ "$name" = lb1 ] && cat <<EOT
 [[check]]
 name = "hang"
 kind = "script"
@@ -38,12 +40,14 @@ script = "$LAB_DIR/hang.sh"
 interval = "1s"
 timeout = "300ms"
 
+EOT
+        cat <<EOT
 [[check]]
 name = "flap"
 kind = "script"
-script = "$LAB_DIR/flap.sh"
-interval = "200ms"
-timeout = "150ms"
+script = "$LAB_DIR/flap.sh $name"
+interval = "300ms"
+timeout = "250ms"
 rise = 2
 fall = 2
 
@@ -58,7 +62,6 @@ $track
 EOT
     } >"$LAB_DIR/$name.toml"
 done
-# Only lb1 runs the checks' scripts with this config; lb2 has them too (harmless).
 tandem_start lb1 "$LAB_DIR/lb1.toml"
 tandem_start lb2 "$LAB_DIR/lb2.toml"
 wait_for "lb1 MASTER" 10 is_state lb1 VI_1 MASTER || fail "lb1 never became master"
@@ -79,8 +82,8 @@ fi
 
 step "the flapping check holds ownership for 20 intervals"
 tr=$(counter lb1 VI_1 transitions)
-sleep 4
-[ "$(cat "$LAB_DIR/flap.count")" -ge 12 ] || fail "flap ran only $(cat "$LAB_DIR/flap.count") times"
+sleep 6
+[ "$(cat "$LAB_DIR/flap.lb1.count")" -ge 10 ] || fail "flap ran only $(cat "$LAB_DIR/flap.lb1.count") times"
 [ "$(counter lb1 VI_1 transitions)" = "$tr" ] || fail "lb1 changed state while the check flapped"
 expect "lb1 still MASTER" is_state lb1 VI_1 MASTER
 expect "VIP still on lb1 only" holders_are $VIP lb1

@@ -69,7 +69,7 @@ for i in VI_FRONT VI_BACK; do
 done
 wait_for "front VIP on lb2" 5 holders_are $FRONT lb2 || fail "front holders: $(lab_holders $FRONT)"
 wait_for "back VIP on lb2" 5 holders_are $BACK lb2 || fail "back holders: $(lab_holders $BACK)"
-tandem_status lb1 | grep -q "sync group: G_LB" || fail "status does not show the sync group"
+grep -q "sync group: G_LB" <<<"$(tandem_status lb1)" || fail "status does not show the sync group"
 
 step "the check recovers: both VIPs come back"
 touch "$LAB_DIR/lb1.ok"

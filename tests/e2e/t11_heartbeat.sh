@@ -85,7 +85,7 @@ for pair in lb1:lb2 lb2:lb1; do
     wait_for "$a sees $b up on all channels" 10 chans_are "$a" "$b" up up up || fail "$a: $(links "$a" | jq -c '.peers')"
 done
 "$TANDEM_BIN" links --socket "$LAB_DIR/lb1.sock"
-tandem_status lb1 | grep -q "^lb2 *up *3/3" || fail "status does not list the peer: $(tandem_status lb1)"
+grep -q "^lb2 *up *3/3" <<<"$(tandem_status lb1)" || fail "status does not list the peer: $(tandem_status lb1)"
 
 step "cut bridge 1 (UDP multicast and VRRP): channel 0 down, peer still up"
 lab_block lb1 on
@@ -98,7 +98,7 @@ wait_for "lb2 MASTER (it cannot hear lb1's adverts)" 5 is_state lb2 VI_1 MASTER 
 split=$(tandem_field lb2 VI_1 .split)
 [ "$split" != null ] && [ -n "$split" ] || fail "no split warning on lb2"
 echo "lb2 says: $split"
-tandem_status lb2 | grep -q "WARNING: took over on Master_Down_Interval from master 192.0.2.1 while lb1" || fail "status does not show the warning"
+grep -q "WARNING: took over on Master_Down_Interval from master 192.0.2.1 while lb1" <<<"$(tandem_status lb2)" || fail "status does not show the warning"
 
 step "cut bridge 2 (TCP): channel 1 down too, peer still up through serial"
 lab_block lb1 on eth1

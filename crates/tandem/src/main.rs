@@ -138,9 +138,9 @@ fn main() -> ExitCode {
                     };
                     if json {
                         let v = st.membership.unwrap_or(serde_json::Value::Null);
-                        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                        emit(&(serde_json::to_string_pretty(&v).expect("serializes") + "\n"));
                     } else {
-                        print!("{}", st.render_links());
+                        emit(&st.render_links());
                     }
                     ExitCode::SUCCESS
                 }
@@ -165,12 +165,11 @@ fn main() -> ExitCode {
                         return ExitCode::from(1);
                     };
                     if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&st).expect("status serializes")
+                        emit(
+                            &(serde_json::to_string_pretty(&st).expect("status serializes") + "\n"),
                         );
                     } else {
-                        print!("{}", st.render());
+                        emit(&st.render());
                     }
                     ExitCode::SUCCESS
                 }
@@ -240,6 +239,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Write to stdout; a reader that went away (`tandem status | head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn init_logging() {

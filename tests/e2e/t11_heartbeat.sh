@@ -17,7 +17,7 @@ VIP=192.0.2.100
 
 socat pty,raw,echo=0,link="$LAB_DIR/ttyA" pty,raw,echo=0,link="$LAB_DIR/ttyB" &
 SOCAT=$!
-trap 'kill -CONT $SOCAT 2>/dev/null; kill $SOCAT 2>/dev/null; lab_destroy' EXIT
+trap 'rc=$?; kill -CONT $SOCAT 2>/dev/null || true; kill $SOCAT 2>/dev/null || true; (exit $rc); lab_destroy' EXIT
 wait_for "socat ptys" 5 test -e "$LAB_DIR/ttyB" || fail "socat did not start"
 head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
 chmod 600 "$LAB_DIR/cluster.key"

@@ -9,6 +9,7 @@
 //! a malformed packet or control request panic the process.
 
 pub mod control;
+mod deadline;
 mod events;
 mod membership;
 mod notify;

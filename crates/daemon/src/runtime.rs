@@ -25,6 +25,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::control::{self, Pending, Request, Response};
+use crate::deadline::Deadline;
 use crate::events::EventLog;
 use crate::membership::{self, Peers};
 use crate::notify::Notifier;
@@ -563,6 +564,7 @@ impl Daemon {
         );
 
         let mut rbuf = vec![0u8; RECV_BUF];
+        let mut timer = Deadline::new().context("creating the event loop's timerfd")?;
         loop {
             let mut deadline = self
                 .insts
@@ -572,12 +574,9 @@ impl Daemon {
             for extra in [next_watchdog, self.next_file_poll].into_iter().flatten() {
                 deadline = Some(deadline.map_or(extra, |d| d.min(extra)));
             }
-            let sleep = tokio::time::sleep_until(
-                deadline
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
-                    .into(),
-            );
-            tokio::pin!(sleep);
+            timer
+                .arm(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)))
+                .context("arming the event loop's timerfd")?;
             let wake = {
                 let sockets = &self.sockets;
                 let rbuf = &mut rbuf;
@@ -603,7 +602,7 @@ impl Daemon {
                         }
                         Poll::Pending
                     }) => Wake::Packet(i, r),
-                    _ = &mut sleep => Wake::Timer,
+                    _ = timer.fired() => Wake::Timer,
                 }
             };
             match wake {
@@ -798,7 +797,15 @@ impl Daemon {
                                 tracing::error!(instance = %inst.cfg.name, "advert does not fit on the wire; not sent");
                                 continue;
                             }
-                            if let Err(e) = sock.sock.send_to(&sbuf[..n], *dst).await {
+                            // Straight to the socket: an awaited send costs an extra trip
+                            // through the reactor for a write that never blocks in practice.
+                            let sent = match sock.sock.try_send_to(&sbuf[..n], *dst) {
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    sock.sock.send_to(&sbuf[..n], *dst).await
+                                }
+                                other => other,
+                            };
+                            if let Err(e) = sent {
                                 sock.send_errors += 1;
                                 tracing::warn!(instance = %inst.cfg.name, %dst, error = %e, "sending advert failed");
                             }

@@ -86,8 +86,9 @@ pub struct InstanceConfig {
     /// keepalived's garp_lower_prio_repeat: packets sent when a master hears a lower
     /// priority master (partition heal); zero = none.
     pub garp_lower_prio_repeat: u32,
-    /// keepalived's higher_prio_send_advert: a master hearing a lower-priority master
-    /// answers at once with its own advert.
+    /// keepalived's higher_prio_send_advert: a master stepping down for a higher-priority
+    /// one sends one last advert first (so the winner hears a lower-priority master and
+    /// re-announces); and a master hearing a lower-priority master answers at once.
     pub higher_prio_send_advert: bool,
 }
 
@@ -612,6 +613,14 @@ impl Instance {
         let higher = advert.priority > self.priority
             || (advert.priority == self.priority && advert.src > ours);
         if higher {
+            if self.config.higher_prio_send_advert {
+                // keepalived's higher_prio_send_advert: one last advert before stepping down.
+                // After a partition heals, the winner may speak first and silence us before
+                // it ever hears a lower-priority Master; this advert makes it hear one, so it
+                // answers with its gratuitous round and pulls the ARP caches that still point
+                // at us back to itself.
+                self.send_advert(self.priority);
+            }
             self.adver_timer = None;
             self.garp_delay_timer = None;
             self.garp_refresh_timer = None;

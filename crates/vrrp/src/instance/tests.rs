@@ -676,6 +676,27 @@ fn master_answers_lower_priority_master() {
 }
 
 #[test]
+fn master_stepping_down_says_a_last_word_when_asked() {
+    // keepalived's higher_prio_send_advert on the losing side: the winner of a healed
+    // partition must hear a lower-priority Master at least once, or it never re-announces.
+    let t0 = Instant::now();
+    let c = InstanceConfig {
+        higher_prio_send_advert: true,
+        ..cfg(100)
+    };
+    let (mut inst, became) = master_via_timeout(c, t0);
+    rx(&mut inst, became + ms(100), PEER_HIGH, 200).unwrap();
+    let actions = drain(&mut inst);
+    assert_eq!(actions[0], Action::SendAdvert { priority: 100 });
+    assert_eq!(actions[1], Action::RemoveVips);
+    assert_eq!(inst.state(), State::Backup);
+    // Without the option, no advert on the way down.
+    let (mut inst, became) = master_via_timeout(cfg(100), t0);
+    rx(&mut inst, became + ms(100), PEER_HIGH, 200).unwrap();
+    assert!(!drain(&mut inst).contains(&Action::SendAdvert { priority: 100 }));
+}
+
+#[test]
 fn master_lower_priority_gratuitous_without_advert() {
     let t0 = Instant::now();
     let c = InstanceConfig {

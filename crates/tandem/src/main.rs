@@ -122,63 +122,29 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Cmd::Links { target, json } => {
-            let socket = match target.socket() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(1);
+        Cmd::Links { target, json } => match fetch_status(&target) {
+            Ok(st) => {
+                if json {
+                    let v = st.membership.unwrap_or(serde_json::Value::Null);
+                    emit(&(serde_json::to_string_pretty(&v).expect("serializes") + "\n"));
+                } else {
+                    emit(&st.render_links());
                 }
-            };
-            match control::request(&socket, &Request::Status) {
-                Ok(resp) => {
-                    let Some(st) = resp.status else {
-                        eprintln!("tandem: the daemon answered without a status");
-                        return ExitCode::from(1);
-                    };
-                    if json {
-                        let v = st.membership.unwrap_or(serde_json::Value::Null);
-                        emit(&(serde_json::to_string_pretty(&v).expect("serializes") + "\n"));
-                    } else {
-                        emit(&st.render_links());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("tandem: {e}");
-                    ExitCode::from(1)
-                }
+                ExitCode::SUCCESS
             }
-        }
-        Cmd::Status { target, json } => {
-            let socket = match target.socket() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(1);
+            Err(code) => code,
+        },
+        Cmd::Status { target, json } => match fetch_status(&target) {
+            Ok(st) => {
+                if json {
+                    emit(&(serde_json::to_string_pretty(&st).expect("serializes") + "\n"));
+                } else {
+                    emit(&st.render());
                 }
-            };
-            match control::request(&socket, &Request::Status) {
-                Ok(resp) => {
-                    let Some(st) = resp.status else {
-                        eprintln!("tandem: the daemon answered without a status");
-                        return ExitCode::from(1);
-                    };
-                    if json {
-                        emit(
-                            &(serde_json::to_string_pretty(&st).expect("status serializes") + "\n"),
-                        );
-                    } else {
-                        emit(&st.render());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("tandem: {e}");
-                    ExitCode::from(1)
-                }
+                ExitCode::SUCCESS
             }
-        }
+            Err(code) => code,
+        },
         Cmd::Events { target, follow } => {
             let socket = match target.socket() {
                 Ok(s) => s,
@@ -239,6 +205,23 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Ask the daemon for its status; on failure the message is printed and the exit code
+/// returned.
+fn fetch_status(target: &Target) -> Result<tandem_daemon::status::StatusReport, ExitCode> {
+    let socket = target.socket().map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(1)
+    })?;
+    let resp = control::request(&socket, &Request::Status).map_err(|e| {
+        eprintln!("tandem: {e}");
+        ExitCode::from(1)
+    })?;
+    resp.status.ok_or_else(|| {
+        eprintln!("tandem: the daemon answered without a status");
+        ExitCode::from(1)
+    })
 }
 
 /// Write to stdout; a reader that went away (`tandem status | head`) is not an error.

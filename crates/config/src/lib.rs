@@ -18,9 +18,15 @@
 //! The format (see ARCHITECTURE.md, "The config users write") uses keepalived's vocabulary
 //! where it has one. Durations are strings like `"100ms"` or `"1.5s"` ([`parse_duration`]).
 //! This build supports `[node]`, `[cluster]`, `[[heartbeat]]`, `[[vrrp_instance]]`,
-//! `[[check]]` and `[[vrrp_sync_group]]`; the other documented sections (`[[fence_device]]`,
-//! `[[fence_level]]`), the `[cluster]` key `lease` and the instance key `fence_on_takeover` are
-//! refused with a message saying they are not supported yet.
+//! `[[check]]`, `[[vrrp_sync_group]]`, `[[fence_device]]` and `[[fence_level]]`; the
+//! `[cluster]` key `lease` and the instance key `fence_on_takeover` are refused with a message
+//! saying they are not supported yet.
+//!
+//! Fencing: a `[[fence_device]]` ([`FenceDeviceConfig`]) is a driver (`"ipmi"`, `"pdu-snmp"`,
+//! `"switch-snmp"`, `"fence-agent"`) with its parameters; a `[[fence_level]]`
+//! ([`FenceLevelConfig`]) gives one level of a node's fencing topology, the devices that must
+//! all succeed. Secrets are never written in the file: each is a [`SecretRef`], a `*_file` path
+//! or a `*_env` variable name, which this crate never reads.
 //!
 //! Cluster: `[cluster]` ([`Cluster`]) names the cluster, the key file every heartbeat frame is
 //! authenticated with, and every member ([`ClusterNode`]), this node included: `[node] name`
@@ -108,6 +114,176 @@ pub struct Config {
     /// `[[heartbeat]]`: in file order, which is each channel's id on the wire (every node
     /// lists the same channels in the same order). Empty exactly when `cluster` is `None`.
     pub heartbeats: Vec<Heartbeat>,
+    /// `[[fence_device]]`, in file order; names unique.
+    pub fence_devices: Vec<FenceDeviceConfig>,
+    /// `[[fence_level]]`, in file order; (node, level) unique, every device declared.
+    pub fence_levels: Vec<FenceLevelConfig>,
+}
+
+/// Default `timeout` of a `[[fence_device]]`: the limit for one attempt.
+pub const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default `retries` of a `[[fence_device]]`.
+pub const DEFAULT_FENCE_RETRIES: u32 = 1;
+/// Default IPMI (RMCP+) UDP port.
+pub const DEFAULT_IPMI_PORT: u16 = 623;
+/// Default SNMP UDP port.
+pub const DEFAULT_SNMP_PORT: u16 = 161;
+/// Default IPMI cipher suite.
+pub const DEFAULT_IPMI_CIPHER: u8 = 3;
+
+/// One `[[fence_device]]`.
+///
+/// ```toml
+/// [[fence_device]]
+/// name = "lb2-bmc"
+/// driver = "ipmi"
+/// address = "10.0.9.2:623"
+/// username = "admin"
+/// password_file = "/etc/tandem/secrets/lb2-bmc"
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FenceDeviceConfig {
+    /// Unique among the devices; same characters as node names.
+    pub name: String,
+    pub driver: FenceDriverConfig,
+    /// Limit for one attempt (default "20s").
+    pub timeout: Duration,
+    /// Further attempts after a failed or unverified one (default 1).
+    pub retries: u32,
+    /// Where the entry is, for messages.
+    pub origin: Origin,
+}
+
+/// Where a secret comes from: `X_file = "/abs/path"` or `X_env = "VARIABLE"`. This crate never
+/// reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    File(PathBuf),
+    Env(String),
+}
+
+/// An outlet or a switch port: its number (outlet number, ifIndex) or its name on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlugRef {
+    Number(u32),
+    Name(String),
+}
+
+impl fmt::Display for PlugRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlugRef::Number(n) => write!(f, "{n}"),
+            PlugRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// SNMP credentials of a `pdu-snmp` or `switch-snmp` device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnmpCredentials {
+    /// snmp_version = "2c": `community_file` / `community_env`.
+    V2c { community: SecretRef },
+    /// snmp_version = "3" (authPriv): `user`, `auth_protocol` ("MD5", "SHA" (default),
+    /// "SHA-256", "SHA-512"), `auth_pass_file` / `auth_pass_env`, `priv_protocol` ("DES",
+    /// "AES" (default)), `priv_pass_file` / `priv_pass_env`.
+    V3 {
+        user: String,
+        auth_protocol: String,
+        auth_pass: SecretRef,
+        priv_protocol: String,
+        priv_pass: SecretRef,
+    },
+}
+
+/// The driver of a [`FenceDeviceConfig`] and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FenceDriverConfig {
+    /// driver = "ipmi": a BMC over IPMI v2.0 RMCP+.
+    Ipmi {
+        host: String,
+        /// Default 623.
+        port: u16,
+        username: String,
+        password: SecretRef,
+        /// RMCP+ cipher suite, default 3.
+        cipher: u8,
+        /// "CALLBACK", "USER", "OPERATOR" or "ADMINISTRATOR" (default).
+        privilege: String,
+    },
+    /// driver = "pdu-snmp": one outlet of a switched PDU.
+    PduSnmp {
+        host: String,
+        /// Default 161.
+        port: u16,
+        outlet: PlugRef,
+        /// Default "apc-rpdu".
+        model: String,
+        snmp: SnmpCredentials,
+    },
+    /// driver = "switch-snmp": one switch port by IF-MIB ifAdminStatus.
+    SwitchSnmp {
+        host: String,
+        /// Default 161.
+        port: u16,
+        /// The `port` key: ifIndex or ifName.
+        switch_port: PlugRef,
+        snmp: SnmpCredentials,
+    },
+    /// driver = "fence-agent": a fence-agents program.
+    FenceAgent {
+        /// Absolute path.
+        program: PathBuf,
+        /// `options = { ip = "10.0.9.2", lanplus = "1" }`, in file order.
+        options: Vec<(String, String)>,
+        /// `secret_files = { password = "/etc/tandem/secrets/x" }`, in file order.
+        secret_options: Vec<(String, SecretRef)>,
+    },
+}
+
+impl FenceDriverConfig {
+    /// The `driver` value: "ipmi", "pdu-snmp", "switch-snmp" or "fence-agent".
+    pub fn name(&self) -> &'static str {
+        match self {
+            FenceDriverConfig::Ipmi { .. } => "ipmi",
+            FenceDriverConfig::PduSnmp { .. } => "pdu-snmp",
+            FenceDriverConfig::SwitchSnmp { .. } => "switch-snmp",
+            FenceDriverConfig::FenceAgent { .. } => "fence-agent",
+        }
+    }
+
+    /// What the device acts on, for tables: "10.0.9.2:623", "10.0.9.3:161 outlet 4", ...
+    pub fn target(&self) -> String {
+        fn hp(host: &str, port: u16) -> String {
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+        match self {
+            FenceDriverConfig::Ipmi { host, port, .. } => hp(host, *port),
+            FenceDriverConfig::PduSnmp {
+                host, port, outlet, ..
+            } => format!("{} outlet {outlet}", hp(host, *port)),
+            FenceDriverConfig::SwitchSnmp {
+                host,
+                port,
+                switch_port,
+                ..
+            } => format!("{} port {switch_port}", hp(host, *port)),
+            FenceDriverConfig::FenceAgent { program, .. } => program.display().to_string(),
+        }
+    }
+}
+
+/// One `[[fence_level]]`: `node = "lb2"`, `level = 1`, `devices = [{ device = "lb2-bmc" }]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceLevelConfig {
+    pub node: String,
+    /// 1 to 9; level 1 is tried first.
+    pub level: u8,
+    /// Names of declared `[[fence_device]]`s, all of which must succeed.
+    pub devices: Vec<String>,
 }
 
 /// Where a value is in the config file, for messages about it that come after parsing (the
@@ -327,6 +503,22 @@ impl Config {
         self.sync_groups
             .iter()
             .find(|g| g.group.iter().any(|m| m == instance))
+    }
+
+    /// The `[[fence_device]]` named `name`.
+    pub fn fence_device(&self, name: &str) -> Option<&FenceDeviceConfig> {
+        self.fence_devices.iter().find(|d| d.name == name)
+    }
+
+    /// `node`'s `[[fence_level]]`s, by ascending level.
+    pub fn fence_levels_of(&self, node: &str) -> Vec<&FenceLevelConfig> {
+        let mut levels: Vec<&FenceLevelConfig> = self
+            .fence_levels
+            .iter()
+            .filter(|l| l.node == node)
+            .collect();
+        levels.sort_by_key(|l| l.level);
+        levels
     }
 }
 

@@ -22,6 +22,7 @@ use crate::{
 
 mod checks;
 mod cluster;
+mod fencing;
 mod tracking;
 
 /// Collects diagnostics for one file.
@@ -265,6 +266,11 @@ const INSTANCE_KEYS: KeySpec = KeySpec {
     unsupported: &["fence_on_takeover"],
     notes: &[
         (
+            "fence_on_takeover",
+            "fencing before a takeover needs the cluster's coordination, which comes with \
+             quorum; fence a node by hand with `tandem fence NODE`",
+        ),
+        (
             "state",
             "tandem has no initial state: the instance with the highest priority becomes master",
         ),
@@ -306,8 +312,6 @@ const AUTH_KEYS: KeySpec = KeySpec {
     notes: &[],
 };
 
-/// Sections of the documented format that later builds add.
-const UNSUPPORTED_SECTIONS: &[&str] = &["fence_device", "fence_level"];
 const SECTIONS: &[&str] = &[
     "node",
     "cluster",
@@ -315,11 +319,20 @@ const SECTIONS: &[&str] = &[
     "vrrp_instance",
     "check",
     "vrrp_sync_group",
+    "fence_device",
+    "fence_level",
 ];
 /// The sections written `[[name]]`: a node may have several.
-const ARRAY_SECTIONS: &[&str] = &["heartbeat", "vrrp_instance", "check", "vrrp_sync_group"];
-const SECTIONS_TEXT: &str =
-    "[node], [cluster], [[heartbeat]], [[vrrp_instance]], [[check]], [[vrrp_sync_group]]";
+const ARRAY_SECTIONS: &[&str] = &[
+    "heartbeat",
+    "vrrp_instance",
+    "check",
+    "vrrp_sync_group",
+    "fence_device",
+    "fence_level",
+];
+const SECTIONS_TEXT: &str = "[node], [cluster], [[heartbeat]], [[vrrp_instance]], [[check]], \
+                             [[vrrp_sync_group]], [[fence_device]], [[fence_level]]";
 /// Top-level sections people bring from keepalived.conf: the section that replaces each, and
 /// what to write instead.
 const SECTION_NOTES: &[(&str, &str, &str)] = &[(
@@ -376,13 +389,19 @@ impl<'a> Section<'a> {
     fn report_key(&self, ctx: &mut Ctx<'a>, f: &Field<'a>, spec: &KeySpec) {
         let valid = format!("valid keys: {}", spec.valid.join(", "));
         if spec.unsupported.contains(&f.key) {
+            let why = spec
+                .notes
+                .iter()
+                .find(|(k, _)| *k == f.key)
+                .map(|(_, n)| format!("{n}; "))
+                .unwrap_or_default();
             ctx.error(
                 f.key_span.clone(),
                 format!(
                     "\"{}\" in {} is not supported by this build yet",
                     f.key, self.title
                 ),
-                Some(format!("remove it; {valid}")),
+                Some(format!("{why}remove it; {valid}")),
             );
             return;
         }
@@ -414,6 +433,8 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
     let mut instances_field = None;
     let mut checks_field = None;
     let mut groups_field = None;
+    let mut fence_devices_field = None;
+    let mut fence_levels_field = None;
     // Sections reported as "did you mean [x]?": their absence is the same mistake, not a
     // second one.
     let mut misspelt: Vec<&str> = Vec::new();
@@ -425,6 +446,8 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
             "vrrp_instance" => instances_field = Some(f),
             "check" => checks_field = Some(f),
             "vrrp_sync_group" => groups_field = Some(f),
+            "fence_device" => fence_devices_field = Some(f),
+            "fence_level" => fence_levels_field = Some(f),
             other => misspelt.extend(unknown_top_level(ctx, &f, other)),
         }
     }
@@ -526,6 +549,47 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
     };
     tracking::sync_cross_check(ctx, &groups);
 
+    let (devices, devices_complete) = match &fence_devices_field {
+        Some(f) => {
+            let tables = section_tables(ctx, f);
+            let outs: Vec<fencing::DeviceOut> = tables
+                .tables
+                .into_iter()
+                .map(|(t, fallback)| fencing::device(ctx, t, fallback))
+                .collect();
+            (outs, tables.complete)
+        }
+        None => (Vec::new(), true),
+    };
+    fencing::devices_cross_check(ctx, &devices);
+    let device_names: Option<Vec<&str>> = if devices_complete && !misspelt.contains(&"fence_device")
+    {
+        devices.iter().map(|d| d.name_text.as_deref()).collect()
+    } else {
+        None
+    };
+    let node_names: Option<Vec<&str>> = cluster_out
+        .as_ref()
+        .and_then(|c| c.cluster.as_ref())
+        .map(|c| c.nodes.iter().map(|n| n.name.as_str()).collect());
+    let levels: Vec<fencing::LevelOut> = match &fence_levels_field {
+        Some(f) => section_tables(ctx, f)
+            .tables
+            .into_iter()
+            .map(|(t, fallback)| {
+                fencing::level(
+                    ctx,
+                    t,
+                    fallback,
+                    device_names.as_deref(),
+                    node_names.as_deref(),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    fencing::levels_cross_check(ctx, &levels);
+
     if !ctx.diags.is_empty() {
         return None;
     }
@@ -542,6 +606,14 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         .into_iter()
         .map(|g| g.group)
         .collect::<Option<Vec<_>>>()?;
+    let fence_devices = devices
+        .into_iter()
+        .map(|d| d.device)
+        .collect::<Option<Vec<_>>>()?;
+    let fence_levels = levels
+        .into_iter()
+        .map(|l| l.level)
+        .collect::<Option<Vec<_>>>()?;
     let cluster = match cluster_out {
         Some(c) => Some(c.cluster?),
         None => None,
@@ -554,6 +626,8 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         sync_groups,
         cluster,
         heartbeats: heartbeats?,
+        fence_devices,
+        fence_levels,
     })
 }
 
@@ -568,16 +642,6 @@ fn unknown_top_level(ctx: &mut Ctx<'_>, f: &Field<'_>, key: &str) -> Option<&'st
         _ => ("[", "]"),
     };
     let is_section = f.node.as_table().is_some() || open == "[[";
-    if UNSUPPORTED_SECTIONS.contains(&key) {
-        ctx.error(
-            f.span(),
-            format!("section {open}{key}{close} is not supported by this build yet"),
-            Some(format!(
-                "remove it; this build has no fencing yet; supported sections: {SECTIONS_TEXT}"
-            )),
-        );
-        return None;
-    }
     let (suggestion, guess) = match SECTION_NOTES.iter().find(|(k, _, _)| *k == key) {
         Some((_, section, note)) => (Some(*section), format!("{note}; ")),
         None => {

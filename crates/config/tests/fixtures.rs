@@ -257,3 +257,73 @@ fn the_cluster_pair_agrees() {
         .to_string()
         .ends_with("cluster-lb1.toml:41:10"));
 }
+
+#[test]
+fn the_fencing_example_is_what_its_comments_say() {
+    use std::time::Duration;
+    use tandem_config::{FenceDriverConfig, PlugRef, SecretRef, SnmpCredentials};
+    let c = tandem_config::load(&configs_dir().join("valid/fencing.toml")).unwrap();
+    assert_eq!(c.fence_devices.len(), 5);
+    let bmc = c.fence_device("lb2-bmc").unwrap();
+    assert_eq!((bmc.timeout, bmc.retries), (Duration::from_secs(10), 1));
+    assert_eq!(
+        bmc.driver,
+        FenceDriverConfig::Ipmi {
+            host: "10.0.9.2".into(),
+            port: 623,
+            username: "admin".into(),
+            password: SecretRef::File("/etc/tandem/secrets/lb2-bmc".into()),
+            cipher: 3,
+            privilege: "ADMINISTRATOR".into(),
+        }
+    );
+    let psu1 = c.fence_device("lb2-psu1").unwrap();
+    assert_eq!((psu1.timeout, psu1.retries), (Duration::from_secs(20), 1));
+    assert!(matches!(
+        &psu1.driver,
+        FenceDriverConfig::PduSnmp { port: 161, outlet: PlugRef::Number(3), model, snmp: SnmpCredentials::V2c { .. }, .. }
+            if model == "apc-rpdu"
+    ));
+    assert!(matches!(
+        &c.fence_device("lb2-psu2").unwrap().driver,
+        FenceDriverConfig::PduSnmp { outlet: PlugRef::Name(n), snmp: SnmpCredentials::V3 { priv_pass: SecretRef::Env(v), .. }, .. }
+            if n == "lb2-psu2" && v == "TANDEM_PDU_PRIV"
+    ));
+    assert!(matches!(
+        &c.fence_device("lb2-uplink").unwrap().driver,
+        FenceDriverConfig::SwitchSnmp { host, port: 161, switch_port: PlugRef::Name(p), .. }
+            if host == "2001:db8::9" && p == "ge-0/0/12"
+    ));
+    assert!(matches!(
+        &c.fence_device("lb1-bmc").unwrap().driver,
+        FenceDriverConfig::FenceAgent { options, secret_options, .. }
+            if options.len() == 4 && secret_options.len() == 1
+    ));
+    let lb2: Vec<(u8, Vec<String>)> = c
+        .fence_levels_of("lb2")
+        .iter()
+        .map(|l| (l.level, l.devices.clone()))
+        .collect();
+    assert_eq!(
+        lb2,
+        vec![
+            (1, vec!["lb2-bmc".to_string()]),
+            (2, vec!["lb2-psu1".to_string(), "lb2-psu2".to_string()]),
+            (3, vec!["lb2-uplink".to_string()]),
+        ]
+    );
+}
+
+#[test]
+fn a_literal_secret_is_never_quoted() {
+    let text =
+        fs::read_to_string(configs_dir().join("broken/fence-literal-password.toml")).unwrap();
+    let err = tandem_config::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("secrets are never written"), "{err}");
+    assert!(
+        !err.contains("hunter2") && !err.contains("private"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@
 pub mod control;
 mod deadline;
 mod events;
+pub mod fencing;
 mod membership;
 mod notify;
 mod runtime;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use tandem_proc::ProcessGroup;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -77,37 +78,76 @@ async fn run_one(job: Job) {
     cmd.args(&job.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+        .stderr(Stdio::null());
+    // If this task is aborted mid-script (daemon exit), dropping `group` kills the script's
+    // whole group and reaps it.
+    let mut group = match ProcessGroup::spawn(&mut cmd) {
+        Ok(g) => g,
         Err(e) => {
             tracing::warn!(script = %job.script.display(), error = %e, "notify script could not start");
             return;
         }
     };
-    let pid = child.id();
-    match tokio::time::timeout(job.timeout, child.wait()).await {
-        Ok(Ok(status)) if status.success() => {
-            tracing::debug!(script = %job.script.display(), args = ?job.args, "notify script done");
-        }
-        Ok(Ok(status)) => {
-            tracing::warn!(script = %job.script.display(), args = ?job.args, %status, "notify script failed");
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(script = %job.script.display(), error = %e, "notify script: wait failed");
+    match tokio::time::timeout(job.timeout, group.wait()).await {
+        Ok(result) => {
+            // A notify script may start services that must outlive it (as with keepalived):
+            // only a script that overran its timeout takes its group down.
+            group.release();
+            match result {
+                Ok(status) if status.success() => {
+                    tracing::debug!(script = %job.script.display(), args = ?job.args, "notify script done");
+                }
+                Ok(status) => {
+                    tracing::warn!(script = %job.script.display(), args = ?job.args, %status, "notify script failed");
+                }
+                Err(e) => {
+                    tracing::warn!(script = %job.script.display(), error = %e, "notify script: wait failed");
+                }
+            }
         }
         Err(_) => {
-            if let Some(pid) = pid {
-                // The script leads its own group: take its children down with it.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.wait().await;
+            // The script leads its own group: take its children down with it, and reap it
+            // before the next script runs, so scripts never overlap.
+            group.kill();
+            let _ = group.wait().await;
             tracing::warn!(script = %job.script.display(), args = ?job.args, timeout = ?job.timeout, "notify script killed at its timeout");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A script over its timeout is stopped with everything it started; one that exits in
+    /// time may leave something running (keepalived's behaviour).
+    #[tokio::test]
+    async fn timeout_kills_the_group_but_exit_does_not() {
+        let dir = std::env::temp_dir().join(format!("tandem-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let job = |script: String, name: &str| Job {
+            script: "sh".into(),
+            args: [
+                "-c".into(),
+                format!("(sleep 1; touch {}/{name}) & {script}", dir.display()),
+                "x".into(),
+                "y".into(),
+            ],
+            timeout: Duration::from_millis(200),
+        };
+        let started = std::time::Instant::now();
+        run_one(job("sleep 5".into(), "killed")).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        run_one(job("exit 0".into(), "kept")).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !dir.join("killed").exists(),
+            "a timed-out script's child survived"
+        );
+        assert!(
+            dir.join("kept").exists(),
+            "a finished script's child was killed"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

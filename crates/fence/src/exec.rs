@@ -5,12 +5,11 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::driver::FenceError;
+
+pub(crate) use tandem_proc::describe;
 
 /// Bytes kept of each of stdout and stderr.
 const CAPTURE: usize = 64 * 1024;
@@ -46,51 +45,24 @@ impl Run<'_> {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(false);
-        let mut child = cmd.spawn().map_err(|e| FenceError::Spawn {
-            program: self.program.to_string(),
-            reason: e.to_string(),
-        })?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let mut group = Group::new(child);
-        let input = self.stdin;
-        let work = async {
-            let feed = async {
-                if let (Some(mut pipe), Some(text)) = (stdin, input) {
-                    // An agent that exits without reading gives EPIPE: not our error.
-                    let _ = pipe.write_all(text.as_bytes()).await;
-                    let _ = pipe.shutdown().await;
-                }
-            };
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let ((), (), ()) = tokio::join!(
-                feed,
-                read_capped(stdout, &mut out),
-                read_capped(stderr, &mut err)
-            );
-            let status = group.wait().await;
-            (status, out, err)
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok((status, out, err)) => {
-                group.kill_remaining();
-                let status = status.map_err(|e| FenceError::Tool {
-                    program: self.program.to_string(),
-                    status: "wait failed".into(),
-                    message: e.to_string(),
-                })?;
-                Ok(Output {
-                    status,
-                    stdout: String::from_utf8_lossy(&out).into_owned(),
-                    stderr: String::from_utf8_lossy(&err).into_owned(),
-                })
-            }
-            Err(_) => {
+            .stderr(Stdio::piped());
+        let input = self.stdin.map(String::into_bytes);
+        match tandem_proc::run_with_input(cmd, input, self.timeout, CAPTURE).await {
+            Ok(done) => Ok(Output {
+                status: done.status,
+                stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
+            }),
+            Err(tandem_proc::RunError::Spawn(e)) => Err(FenceError::Spawn {
+                program: self.program.to_string(),
+                reason: e.to_string(),
+            }),
+            Err(tandem_proc::RunError::Wait(e)) => Err(FenceError::Tool {
+                program: self.program.to_string(),
+                status: "wait failed".into(),
+                message: e.to_string(),
+            }),
+            Err(tandem_proc::RunError::Timeout(_)) => {
                 tracing::debug!(
                     program = self.program,
                     "helper timed out; killing its process group"
@@ -98,90 +70,6 @@ impl Run<'_> {
                 Err(FenceError::Timeout(self.timeout))
             }
         }
-    }
-}
-
-async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, keep: &mut Vec<u8>) {
-    let Some(mut pipe) = pipe else { return };
-    let mut buf = [0u8; 4096];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let take = n.min(CAPTURE.saturating_sub(keep.len()));
-                keep.extend_from_slice(&buf[..take]);
-            }
-        }
-    }
-}
-
-/// The child and its process group; dropping it kills the group and reaps the child.
-struct Group {
-    pgid: Option<Pid>,
-    child: Option<Child>,
-}
-
-impl Group {
-    fn new(child: Child) -> Group {
-        let pgid = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw);
-        Group {
-            pgid,
-            child: Some(child),
-        }
-    }
-
-    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        match self.child.as_mut() {
-            Some(child) => child.wait().await,
-            None => Err(std::io::Error::other("child already reaped")),
-        }
-    }
-
-    /// The leader exited: kill what it left in its group, once.
-    fn kill_remaining(&mut self) {
-        self.kill();
-        self.pgid = None;
-    }
-
-    fn kill(&self) {
-        if let Some(pgid) = self.pgid {
-            match killpg(pgid, Signal::SIGKILL) {
-                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                Err(err) => {
-                    tracing::warn!(pgid = pgid.as_raw(), %err, "killing a helper's process group")
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.kill();
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = child.wait().await;
-            });
-        }
-    }
-}
-
-/// "exit 3" / "killed by signal 9".
-pub(crate) fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        (None, None) => status.to_string(),
     }
 }
 
@@ -232,16 +120,13 @@ pub(crate) fn tail(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// That the group dies with it is tandem-proc's test; here: the error and its bound.
     #[tokio::test]
-    async fn timeout_kills_the_group() {
-        let dir = std::env::temp_dir().join(format!("tandem-fence-exec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let marker = dir.join("late");
-        let script = format!("(sleep 1; touch {}) & sleep 5", marker.display());
+    async fn timeout_is_a_fence_error() {
         let started = std::time::Instant::now();
         let err = Run {
             program: "sh",
-            args: vec!["-c".into(), script],
+            args: vec!["-c".into(), "sleep 5".into()],
             timeout: Duration::from_millis(200),
             ..Run::default()
         }
@@ -251,9 +136,6 @@ mod tests {
         .unwrap();
         assert_eq!(err, FenceError::Timeout(Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(2));
-        tokio::time::sleep(Duration::from_millis(1300)).await;
-        assert!(!marker.exists(), "a grandchild survived the timeout");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -3,6 +3,8 @@
 //! Role: parse the command line, load the config, and either run the daemon or talk to a
 //! running one over its control socket. Must never hold protocol logic of its own.
 
+mod fence_cli;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -64,6 +66,60 @@ enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Fence (STONITH) a node from this machine through its [[fence_level]]s, or check every
+    /// [[fence_device]] with `tandem fence check`.
+    ///
+    /// `tandem fence NODE` tries NODE's levels in order (level 1 first); a level counts only
+    /// when every one of its devices was read back in the wanted state. Each level, device and
+    /// attempt is printed with its outcome; the exit status is 0 only on a verified success.
+    /// It asks for confirmation on a terminal unless --yes, and refuses without --yes when
+    /// stdin is not a terminal. It acts directly on the devices, with this machine's copy of
+    /// the config and secrets: recording the fence in the cluster's history (and `tandem
+    /// fence history`) comes with the daemon's quorum work, not yet in this build.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Fence {
+        #[command(subcommand)]
+        sub: Option<FenceCmd>,
+        /// The node to fence (a node named in [[fence_level]]).
+        #[arg(required = true)]
+        node: Option<String>,
+        /// What to do: off (the default: the node stays down), on (unfence), or reboot (off,
+        /// verified, then on).
+        #[arg(long, value_enum, default_value_t = ActionArg::Off)]
+        action: ActionArg,
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum FenceCmd {
+    /// Query every [[fence_device]]'s state without acting, as a table; exit 1 if any device
+    /// cannot be read.
+    Check {
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ActionArg {
+    Off,
+    On,
+    Reboot,
+}
+
+impl From<ActionArg> for tandem_fence::FenceAction {
+    fn from(a: ActionArg) -> Self {
+        match a {
+            ActionArg::Off => tandem_fence::FenceAction::Off,
+            ActionArg::On => tandem_fence::FenceAction::On,
+            ActionArg::Reboot => tandem_fence::FenceAction::Reboot,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -171,6 +227,22 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Cmd::Fence {
+            sub: Some(FenceCmd::Check { config }),
+            ..
+        } => fence_cli::check(&config),
+        Cmd::Fence {
+            sub: None,
+            node,
+            action,
+            yes,
+            config,
+        } => fence_cli::fence(
+            &config,
+            node.as_deref().unwrap_or_default(),
+            action.into(),
+            yes,
+        ),
         Cmd::Run { config } => {
             init_logging();
             let cfg = match tandem_config::load(&config) {

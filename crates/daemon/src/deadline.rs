@@ -71,6 +71,9 @@ impl Deadline {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|fd| fd.get_ref().0.wait().map_err(io::Error::from)) {
                 Ok(r) => {
+                    // One read consumes every expiration: say so now rather than learn it
+                    // from an EAGAIN (and an extra epoll round) on the next wait.
+                    guard.clear_ready();
                     self.armed = None;
                     return r;
                 }

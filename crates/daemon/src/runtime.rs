@@ -36,6 +36,10 @@ use crate::tracking::{self, Effective, Item, ItemKind, ItemState};
 /// operator flipping a weight file expects).
 const FILE_POLL: Duration = Duration::from_secs(1);
 
+/// A timer wake-up this late means the daemon was not running (VM pause, scheduler stall):
+/// queued adverts are read before any timer is acted on.
+const STALL: Duration = Duration::from_millis(5);
+
 /// Large enough for any VRRP packet with its IPv4 header (255 IPv6 addresses = 4088 bytes).
 const RECV_BUF: usize = 8192;
 const SEND_BUF: usize = tandem_vrrp::wire::MAX_LEN;
@@ -574,6 +578,7 @@ impl Daemon {
             for extra in [next_watchdog, self.next_file_poll].into_iter().flatten() {
                 deadline = Some(deadline.map_or(extra, |d| d.min(extra)));
             }
+            let armed_for = deadline;
             timer
                 .arm(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)))
                 .context("arming the event loop's timerfd")?;
@@ -686,8 +691,13 @@ impl Daemon {
                 }
                 Wake::Timer => {
                     // Adverts that arrived while we were not scheduled are older than the
-                    // timers that now look expired: give them to the cores first.
-                    self.drain_queued(&mut rbuf);
+                    // timers that now look expired: give them to the cores first. On time,
+                    // the biased select above has already taken every readable socket; late
+                    // by a stall, readiness may not have been seen yet, so read the sockets.
+                    let now = Instant::now();
+                    if armed_for.is_some_and(|d| now.saturating_duration_since(d) > STALL) {
+                        self.drain_queued(&mut rbuf);
+                    }
                     let now = Instant::now();
                     for inst in &mut self.insts {
                         if inst.core.poll_timeout().is_some_and(|t| t <= now) {

@@ -9,6 +9,9 @@ use std::task::{Context, Poll};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
+/// Attempts of `send_to` against a full send buffer before it gives up.
+const SEND_RETRIES: usize = 5;
+
 use crate::sys::{self, CmsgBuf};
 use crate::{vrrp_group, RecvMeta, IPPROTO_VRRP, VRRP_TTL};
 
@@ -69,7 +72,11 @@ impl VrrpSocket {
         };
         // SAFETY: the Socket owns its descriptor and keeps it open until the AsyncFd (its
         // owner) is dropped; as_raw_fd always returns that same descriptor.
-        let fd = unsafe { AsyncFd::register(socket) }
+        //
+        // Readable interest only: with writable interest every send produces an EPOLLOUT edge
+        // that wakes the event loop once more per advert for nothing. A raw socket's send
+        // buffer is practically never full; `send_to` copes when it is.
+        let fd = unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }
             .map_err(|e| ctx(io::Error::from(e), what("register with tokio")))?;
         Ok(VrrpSocket {
             fd,
@@ -105,15 +112,21 @@ impl VrrpSocket {
     }
 
     /// Send one VRRP message (no IP header) to `dst` (multicast group or unicast peer).
+    ///
+    /// The socket is not registered for writability (see `open`), so a full send buffer is
+    /// retried a few times a millisecond apart and then reported as `WouldBlock`: a late
+    /// advert is worse than a lost one, and the next one follows within an interval.
     pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
         self.check_family(dst)?;
-        loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|s| self.send_now(s.as_raw_fd(), payload, dst)) {
-                Ok(res) => return res,
-                Err(_would_block) => continue,
+        for _ in 0..SEND_RETRIES {
+            match self.send_now(self.fd.as_raw_fd(), payload, dst) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                other => return other,
             }
         }
+        self.send_now(self.fd.as_raw_fd(), payload, dst)
     }
 
     /// Send without waiting: `WouldBlock` if the socket buffer is full. Same as

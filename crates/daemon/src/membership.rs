@@ -5,7 +5,6 @@
 //! config onto it and records the verdicts it reports.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use tandem_config::{Config, HeartbeatKind};
@@ -25,20 +24,12 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<Option<Heartbeat>> {
         )
     })?;
     let me = &config.node.name;
-    let own = cluster
-        .nodes
-        .iter()
-        .find(|n| &n.name == me)
+    // Validation guarantees this node is in `nodes`, which is where the default bind and
+    // the unicast / TCP peers come from (`Config::heartbeat_bind` / `heartbeat_peers`).
+    let own = config
+        .cluster_node()
         .map(|n| n.address)
         .with_context(|| format!("node {me} is not in [cluster] nodes"))?;
-    let peers_at = |port: u16| -> Vec<SocketAddr> {
-        cluster
-            .nodes
-            .iter()
-            .filter(|n| &n.name != me)
-            .map(|n| SocketAddr::new(n.address, port))
-            .collect()
-    };
     let channels = config
         .heartbeats
         .iter()
@@ -47,11 +38,13 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<Option<Heartbeat>> {
                 HeartbeatKind::UdpMulticast { interface, group } => {
                     ChannelSpec::udp_multicast(interface.clone(), *group)
                 }
-                HeartbeatKind::UdpUnicast { port, bind } => {
-                    ChannelSpec::udp_unicast(*port, peers_at(*port)).with_bind(bind.unwrap_or(own))
+                HeartbeatKind::UdpUnicast { port, .. } => {
+                    ChannelSpec::udp_unicast(*port, config.heartbeat_peers(h))
+                        .with_bind(config.heartbeat_bind(h).unwrap_or(own))
                 }
-                HeartbeatKind::Tcp { port, bind } => {
-                    ChannelSpec::tcp(*port, peers_at(*port)).with_bind(bind.unwrap_or(own))
+                HeartbeatKind::Tcp { port, .. } => {
+                    ChannelSpec::tcp(*port, config.heartbeat_peers(h))
+                        .with_bind(config.heartbeat_bind(h).unwrap_or(own))
                 }
                 HeartbeatKind::Serial { device, baud } => {
                     ChannelSpec::serial(device.clone(), *baud)
@@ -90,14 +83,12 @@ pub(crate) struct Peers {
 
 impl Peers {
     pub fn new(config: &Config) -> Self {
-        let mut up = BTreeMap::new();
-        if let Some(c) = &config.cluster {
-            for n in &c.nodes {
-                if n.name != config.node.name {
-                    up.insert(n.name.clone(), Vec::new());
-                }
-            }
-        }
+        let up = config
+            .cluster
+            .iter()
+            .flat_map(|c| c.peers(&config.node.name))
+            .map(|n| (n.name.clone(), Vec::new()))
+            .collect();
         Peers { up }
     }
 

@@ -184,6 +184,7 @@ fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> Instanc
         garp_master_refresh_repeat: c.garp_master_refresh_repeat,
         garp_lower_prio_repeat: c.garp_lower_prio_repeat,
         higher_prio_send_advert: c.higher_prio_send_advert,
+        lease_gated: false,
     }
 }
 

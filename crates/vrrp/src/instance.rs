@@ -45,6 +45,24 @@
 //! * Timers fire at most once per [`Instance::handle_timeout`] call however late it comes,
 //!   and periodic timers are re-armed from `now`: after a stall a Master sends one advert,
 //!   not a burst of the ones it missed.
+//! * Lease gate (`lease_gated`, the cluster's `quorum` mode): the right to be Master is a
+//!   lease granted through the Raft log, reported with [`Instance::set_lease`], not the wire
+//!   election. Why: in `quorum` mode the VIP must follow the majority's decision, and the wire
+//!   election cannot see a partition — both sides of a split would each win their own
+//!   election and hold the VIP. So a gated instance becomes Master at once when the lease
+//!   arrives (Backup or Startup; no Master_Down_Interval to wait, the majority has decided),
+//!   gives up exactly as with priority 0 when it is revoked, and never takes over through
+//!   Master_Down_Timer or priority 255 without it (the expiry is re-armed and counted in
+//!   `lease_blocked_takeovers`). A gated Master does not step down for a higher-priority
+//!   advert either: the other side is misconfigured or a stale holder, so it is counted in
+//!   `lease_conflicts` and answered with an advert at once so that a VRRP peer hears us —
+//!   at most one answer per Advertisement_Interval, so that two routers that both refuse to
+//!   yield (two gated holders, or a keepalived peer answering with
+//!   `higher_prio_send_advert`) cannot ping-pong adverts at wire speed. Fault still wins:
+//!   a faulted instance holds nothing, lease or not. A gated Backup accepts every Master's
+//!   adverts as with preemption off (it cannot preempt anyway), so status shows the Master
+//!   and `lease_blocked_takeovers` counts only a Master that fell silent while we lacked the
+//!   lease; the rest of the advert handling is as without the gate.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -90,6 +108,9 @@ pub struct InstanceConfig {
     /// one sends one last advert first (so the winner hears a lower-priority master and
     /// re-announces); and a master hearing a lower-priority master answers at once.
     pub higher_prio_send_advert: bool,
+    /// Quorum mode: the instance may be Master only while the runtime says the lease is held
+    /// ([`Instance::set_lease`]); the wire election no longer makes it Master or Backup.
+    pub lease_gated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -162,6 +183,11 @@ pub struct Counters {
     pub dropped_auth_mismatch: u64,
     pub dropped_unknown_vrid: u64,
     pub dropped_advert_interval_mismatch: u64,
+    /// Lease gate: Master_Down_Timer expiries that did not make us Master for want of the
+    /// lease.
+    pub lease_blocked_takeovers: u64,
+    /// Lease gate: adverts that would have sent us, a lease-holding Master, to Backup.
+    pub lease_conflicts: u64,
 }
 
 fn bump(counter: &mut u64) {
@@ -268,6 +294,10 @@ pub struct Instance {
     priority: u8,
     /// Set by [`Instance::set_fault`]; Startup then leads to Fault instead of Backup/Master.
     faulted: bool,
+    /// Set by [`Instance::set_lease`]; only ever true when `config.lease_gated`.
+    lease: bool,
+    /// Lease gate: when we last answered a [`Counters::lease_conflicts`] advert.
+    conflict_answered: Option<Instant>,
     master_adver_interval: Duration,
     master_addr: Option<IpAddr>,
     /// Before this instant a lower-priority Master is not preempted (keepalived
@@ -292,6 +322,8 @@ impl Instance {
             // Priority 0 on the wire means "leaving"; it can never be our standing priority.
             priority: config.priority.max(1),
             faulted: false,
+            lease: false,
+            conflict_answered: None,
             master_adver_interval: advert_interval,
             master_addr: None,
             preempt_after: None,
@@ -313,6 +345,8 @@ impl Instance {
 
     /// RFC 5798 §6.4.1 Startup event: owner (priority 255) goes Master at once, else Backup.
     /// Ignored unless in `Initialize`. While faulted, goes to `Fault` instead.
+    ///
+    /// Lease-gated: Master at once if the lease is held (whatever the priority), else Backup.
     pub fn startup(&mut self, now: Instant) {
         if self.state != State::Initialize {
             return;
@@ -385,8 +419,16 @@ impl Instance {
         match self.state {
             State::Backup => {
                 if due(self.master_down_timer) {
-                    // RFC 5798 §6.4.2: Master_Down_Timer fires.
-                    self.become_master(now);
+                    if self.config.lease_gated && !self.lease {
+                        // Lease gate: the Master may well be gone, but the majority has not
+                        // given us the lease. Keep watching (and keep reporting the master
+                        // we last heard).
+                        bump(&mut self.counters.lease_blocked_takeovers);
+                        self.master_down_timer = deadline(now, self.master_down_interval());
+                    } else {
+                        // RFC 5798 §6.4.2: Master_Down_Timer fires.
+                        self.become_master(now);
+                    }
                 }
             }
             State::Master => {
@@ -508,6 +550,37 @@ impl Instance {
             self.start(now);
         }
     }
+    /// Lease gate (quorum mode): the runtime reports whether this node holds the group's
+    /// lease. No-op unless `lease_gated`; not held after [`Instance::new`].
+    ///
+    /// Granted in Backup: Master at once (no Master_Down_Interval to wait). Revoked in
+    /// Master: priority 0, VIPs removed, Backup with Master_Down_Timer armed. In
+    /// Initialize and Fault only the flag is recorded; [`Instance::startup`] and leaving
+    /// Fault act on it.
+    pub fn set_lease(&mut self, now: Instant, held: bool) {
+        if !self.config.lease_gated || held == self.lease {
+            return;
+        }
+        self.lease = held;
+        match (self.state, held) {
+            (State::Backup, true) => self.become_master(now),
+            (State::Master, false) => {
+                self.give_up_mastership();
+                self.clear_timers();
+                self.master_adver_interval = self.advert_interval;
+                self.master_down_timer = deadline(now, self.master_down_interval());
+                self.master_addr = None;
+                bump(&mut self.counters.became_backup);
+                self.transition(State::Backup);
+            }
+            _ => {}
+        }
+    }
+    /// Whether the lease is held, as last told by [`Instance::set_lease`] (always false when
+    /// not `lease_gated`).
+    pub fn lease_held(&self) -> bool {
+        self.lease
+    }
     /// Whether [`Instance::set_fault`] holds the instance in Fault.
     pub fn is_faulted(&self) -> bool {
         self.faulted
@@ -592,7 +665,13 @@ impl Instance {
             return;
         }
         let in_preempt_delay = self.preempt_after.is_some_and(|t| now < t);
-        if !self.config.preempt || advert.priority >= self.priority || in_preempt_delay {
+        // Lease gate: preemption is the lease's business, so any Master is the current one
+        // (status shows it, and Master_Down_Timer runs out only when it falls silent).
+        if self.config.lease_gated
+            || !self.config.preempt
+            || advert.priority >= self.priority
+            || in_preempt_delay
+        {
             self.learn_master(now, advert);
         }
         // Otherwise discard: the lower-priority Master's adverts no longer hold our timer
@@ -612,7 +691,21 @@ impl Instance {
         // Addresses of one family compare numerically (IPv4 and IPv6 alike).
         let higher = advert.priority > self.priority
             || (advert.priority == self.priority && advert.src > ours);
-        if higher {
+        if higher && self.config.lease_gated {
+            // Lease gate: the lease, not the wire, says who is Master. The other side is
+            // misconfigured or a stale holder; make sure it hears us, but at most once per
+            // Advertisement_Interval so that two routers that both refuse to yield cannot
+            // answer each other at wire speed.
+            bump(&mut self.counters.lease_conflicts);
+            let quiet = self
+                .conflict_answered
+                .and_then(|t| t.checked_add(self.advert_interval))
+                .is_some_and(|until| now < until);
+            if !quiet {
+                self.conflict_answered = Some(now);
+                self.send_advert(self.priority);
+            }
+        } else if higher {
             if self.config.higher_prio_send_advert {
                 // keepalived's higher_prio_send_advert: one last advert before stepping down.
                 // After a partition heals, the winner may speak first and silence us before
@@ -660,7 +753,12 @@ impl Instance {
     fn start(&mut self, now: Instant) {
         self.preempt_after = deadline(now, self.config.preempt_delay);
         self.master_adver_interval = self.advert_interval;
-        if self.priority == PRIORITY_OWNER {
+        let master_now = if self.config.lease_gated {
+            self.lease
+        } else {
+            self.priority == PRIORITY_OWNER
+        };
+        if master_now {
             self.become_master(now);
         } else {
             self.clear_timers();
@@ -673,6 +771,7 @@ impl Instance {
 
     /// Entering Master from Initialize (§6.4.1), Backup (§6.4.2) or Fault.
     fn become_master(&mut self, now: Instant) {
+        self.conflict_answered = None;
         self.send_advert(self.priority);
         self.actions.push_back(Action::AddVips);
         // RFC 5798 §6.4.1/§6.4.2: broadcast a gratuitous ARP (IPv4) / unsolicited Neighbor

@@ -279,6 +279,7 @@ fn instance_config() -> impl Strategy<Value = InstanceConfig> {
                 garp_master_refresh_repeat: refresh_repeat,
                 garp_lower_prio_repeat: lower,
                 higher_prio_send_advert: answer,
+                lease_gated: false,
             }
         })
 }

@@ -46,6 +46,7 @@ fn cfg(priority: u8) -> InstanceConfig {
         garp_master_refresh_repeat: 1,
         garp_lower_prio_repeat: 0,
         higher_prio_send_advert: false,
+        lease_gated: false,
     }
 }
 
@@ -1587,4 +1588,519 @@ fn counters_follow_a_lifecycle() {
     assert_eq!(c.became_backup, 2);
     // Init→Backup→Master→Backup→Master→Init.
     assert_eq!(c.transitions, 5);
+}
+
+// ======================= lease gate (quorum mode) =======================
+
+/// `cfg(priority)` in quorum mode: Master only while the lease is held.
+fn gated(priority: u8) -> InstanceConfig {
+    InstanceConfig {
+        lease_gated: true,
+        ..cfg(priority)
+    }
+}
+
+/// A gated instance that became Master when the lease was granted at `t0 + 100 ms`.
+fn master_via_lease(c: InstanceConfig, t0: Instant) -> (Instance, Instant) {
+    let mut inst = started(c, t0);
+    let at = t0 + ms(100);
+    inst.set_lease(at, true);
+    assert_eq!(inst.state(), State::Master);
+    drain(&mut inst);
+    (inst, at)
+}
+
+fn lease_lost_actions() -> Vec<Action> {
+    vec![
+        Action::SendAdvert { priority: 0 },
+        Action::RemoveVips,
+        Action::Transition {
+            from: State::Master,
+            to: State::Backup,
+        },
+    ]
+}
+
+#[test]
+fn lease_not_held_after_new() {
+    let inst = Instance::new(gated(100));
+    assert!(!inst.lease_held());
+    assert_eq!(inst.counters().lease_blocked_takeovers, 0);
+    assert_eq!(inst.counters().lease_conflicts, 0);
+}
+
+#[test]
+fn gated_startup_without_lease_stays_backup_forever() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(gated(100));
+    inst.startup(t0);
+    assert_eq!(
+        drain(&mut inst),
+        [Action::Transition {
+            from: State::Initialize,
+            to: State::Backup
+        }]
+    );
+    let mut at = t0 + MDI_100;
+    assert_eq!(inst.poll_timeout(), Some(at));
+    for n in 1..=50 {
+        inst.handle_timeout(at);
+        assert_eq!(drain(&mut inst), []);
+        assert_eq!(inst.state(), State::Backup);
+        assert_eq!(inst.counters().lease_blocked_takeovers, n);
+        // Re-armed from the expiry: the instance keeps watching.
+        at += MDI_100;
+        assert_eq!(inst.poll_timeout(), Some(at));
+    }
+    let c = inst.counters();
+    assert_eq!((c.adverts_sent, c.became_master), (0, 0));
+}
+
+#[test]
+fn gated_blocked_takeover_keeps_the_learned_master() {
+    let t0 = Instant::now();
+    let mut inst = started(gated(100), t0);
+    rx(&mut inst, t0 + secs(1), PEER_HIGH, 200).unwrap();
+    assert_eq!(inst.master_addr(), Some(PEER_HIGH));
+    // The Master goes quiet; its priority-0 advert too only sets the timer to Skew_Time.
+    rx(&mut inst, t0 + secs(2), PEER_HIGH, 0).unwrap();
+    assert_eq!(inst.poll_timeout(), Some(t0 + secs(2) + SKEW_100));
+    inst.handle_timeout(t0 + secs(2) + SKEW_100);
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.master_addr(), Some(PEER_HIGH));
+    assert_eq!(inst.poll_timeout(), Some(t0 + secs(2) + SKEW_100 + MDI_100));
+    assert_eq!(inst.counters().lease_blocked_takeovers, 1);
+}
+
+#[test]
+fn gated_backup_follows_a_lower_priority_master() {
+    // Preemption is the lease's business: a gated Backup does not discard a lower-priority
+    // Master's adverts, so it reports it and does not count blocked takeovers while it
+    // speaks.
+    let t0 = Instant::now();
+    let mut inst = started(gated(100), t0);
+    for n in 1..=10 {
+        rx(&mut inst, t0 + secs(n), PEER_LOW, 50).unwrap();
+        inst.handle_timeout(t0 + secs(n));
+    }
+    assert_eq!(inst.master_addr(), Some(PEER_LOW));
+    assert_eq!(inst.poll_timeout(), Some(t0 + secs(10) + MDI_100));
+    assert_eq!(inst.counters().lease_blocked_takeovers, 0);
+    assert_eq!(drain(&mut inst), []);
+}
+
+#[test]
+fn gated_lease_granted_in_backup_becomes_master_at_once() {
+    let t0 = Instant::now();
+    let mut inst = started(gated(100), t0);
+    rx(&mut inst, t0 + ms(50), PEER_HIGH, 200).unwrap();
+    let now = t0 + ms(100);
+    inst.set_lease(now, true);
+    assert!(inst.lease_held());
+    assert_eq!(
+        drain(&mut inst),
+        become_master_actions(100, State::Backup, 5)
+    );
+    assert_eq!(inst.state(), State::Master);
+    assert_eq!(inst.poll_timeout(), Some(now + secs(1)));
+    assert_eq!(inst.master_addr(), Some(LOCAL));
+    assert_eq!(inst.master_adver_interval(), secs(1));
+    assert_eq!(inst.counters().became_master, 1);
+    // Granting again changes nothing.
+    inst.set_lease(now + ms(10), true);
+    assert_eq!(drain(&mut inst), []);
+    // And it advertises as any Master.
+    inst.handle_timeout(now + secs(1));
+    assert_eq!(drain(&mut inst), [Action::SendAdvert { priority: 100 }]);
+}
+
+#[test]
+fn gated_startup_with_lease_becomes_master_at_once() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(gated(100));
+    // In Initialize the lease is only recorded.
+    inst.set_lease(t0, true);
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.state(), State::Initialize);
+    assert!(inst.lease_held());
+    inst.startup(t0 + ms(1));
+    assert_eq!(
+        drain(&mut inst),
+        become_master_actions(100, State::Initialize, 5)
+    );
+    assert_eq!(inst.poll_timeout(), Some(t0 + ms(1) + secs(1)));
+}
+
+#[test]
+fn gated_lease_revoked_gives_up_like_priority_zero() {
+    let t0 = Instant::now();
+    let (mut inst, became) = master_via_lease(gated(100), t0);
+    let now = became + ms(2500);
+    inst.set_lease(now, false);
+    assert!(!inst.lease_held());
+    assert_eq!(drain(&mut inst), lease_lost_actions());
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.master_addr(), None);
+    assert_eq!(inst.poll_timeout(), Some(now + MDI_100));
+    let c = inst.counters();
+    assert_eq!((c.priority_zero_sent, c.became_backup), (1, 2));
+    // Revoking again changes nothing; the down timer no longer makes it Master.
+    inst.set_lease(now, false);
+    assert_eq!(drain(&mut inst), []);
+    inst.handle_timeout(now + MDI_100);
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.counters().lease_blocked_takeovers, 1);
+    // Granted back: Master at once.
+    let back = now + secs(5);
+    inst.set_lease(back, true);
+    assert_eq!(
+        drain(&mut inst),
+        become_master_actions(100, State::Backup, 5)
+    );
+}
+
+#[test]
+fn gated_owner_without_lease_stays_backup() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(gated(255));
+    inst.startup(t0);
+    assert_eq!(
+        drain(&mut inst),
+        [Action::Transition {
+            from: State::Initialize,
+            to: State::Backup
+        }]
+    );
+    for _ in 0..10 {
+        let at = inst.poll_timeout().unwrap();
+        inst.handle_timeout(at);
+        assert_eq!(inst.state(), State::Backup);
+    }
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.counters().lease_blocked_takeovers, 10);
+    inst.set_lease(t0 + secs(60), true);
+    assert_eq!(
+        drain(&mut inst),
+        become_master_actions(255, State::Backup, 5)
+    );
+}
+
+#[test]
+fn gated_master_holds_against_higher_priority() {
+    let t0 = Instant::now();
+    let (mut inst, became) = master_via_lease(gated(100), t0);
+    let adver = inst.poll_timeout();
+    rx(&mut inst, became + ms(300), PEER_HIGH, 200).unwrap();
+    assert_eq!(inst.state(), State::Master);
+    // Answered at once so the other side hears us; VIPs and timers untouched.
+    assert_eq!(drain(&mut inst), [Action::SendAdvert { priority: 100 }]);
+    assert_eq!(inst.poll_timeout(), adver);
+    assert_eq!(inst.master_addr(), Some(LOCAL));
+    assert_eq!(inst.counters().lease_conflicts, 1);
+    assert_eq!(inst.counters().became_backup, 1);
+
+    // Equal priority from a greater address: the same, but within one
+    // Advertisement_Interval of the last answer it is counted, not answered again.
+    rx(&mut inst, became + ms(400), PEER_HIGH, 100).unwrap();
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.counters().lease_conflicts, 2);
+    rx(&mut inst, became + ms(1300), PEER_HIGH, 100).unwrap();
+    assert_eq!(drain(&mut inst), [Action::SendAdvert { priority: 100 }]);
+    assert_eq!(inst.counters().lease_conflicts, 3);
+    assert_eq!(inst.state(), State::Master);
+
+    // Lower priority and priority 0 are handled as without the gate.
+    rx(&mut inst, became + ms(1400), PEER_LOW, 50).unwrap();
+    assert_eq!(drain(&mut inst), []);
+    let now = became + ms(1500);
+    rx(&mut inst, now, PEER_HIGH, 0).unwrap();
+    assert_eq!(drain(&mut inst), [Action::SendAdvert { priority: 100 }]);
+    assert_eq!(inst.poll_timeout(), Some(now + secs(1)));
+    assert_eq!(inst.counters().lease_conflicts, 3);
+}
+
+#[test]
+fn gated_fault_wins_over_the_lease() {
+    let t0 = Instant::now();
+    let (mut inst, became) = master_via_lease(gated(100), t0);
+    inst.set_fault(became + secs(1), true);
+    assert_eq!(
+        drain(&mut inst),
+        [
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+            Action::Transition {
+                from: State::Master,
+                to: State::Fault
+            },
+        ]
+    );
+    assert!(inst.lease_held());
+    assert_eq!(inst.poll_timeout(), None);
+    // Lease changes in Fault are only recorded.
+    inst.set_lease(became + secs(2), false);
+    inst.set_lease(became + secs(3), true);
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.state(), State::Fault);
+    // Leaving Fault with the lease: Master at once.
+    let now = became + secs(4);
+    inst.set_fault(now, false);
+    assert_eq!(
+        drain(&mut inst),
+        become_master_actions(100, State::Fault, 5)
+    );
+    assert_eq!(inst.poll_timeout(), Some(now + secs(1)));
+
+    // Leaving Fault without it: Backup.
+    let mut other = started(gated(100), t0);
+    other.set_fault(t0 + secs(1), true);
+    drain(&mut other);
+    other.set_fault(t0 + secs(2), false);
+    assert_eq!(
+        drain(&mut other),
+        [Action::Transition {
+            from: State::Fault,
+            to: State::Backup
+        }]
+    );
+
+    // Faulted before startup with the lease: Fault, not Master.
+    let mut early = Instance::new(gated(100));
+    early.set_lease(t0, true);
+    early.set_fault(t0, true);
+    early.startup(t0);
+    assert_eq!(early.state(), State::Fault);
+}
+
+#[test]
+fn gated_shutdown_is_unchanged() {
+    let t0 = Instant::now();
+    let (mut inst, became) = master_via_lease(gated(100), t0);
+    inst.shutdown(became + secs(1));
+    assert_eq!(
+        drain(&mut inst),
+        [
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+            Action::Transition {
+                from: State::Master,
+                to: State::Initialize
+            },
+        ]
+    );
+    // The lease is still held: a restart goes straight back to Master.
+    inst.startup(became + secs(2));
+    assert_eq!(inst.state(), State::Master);
+}
+
+#[test]
+fn set_lease_on_ungated_instance_changes_nothing() {
+    let t0 = Instant::now();
+    // Two identical instances fed the same inputs; one also gets set_lease calls.
+    let mut plain = started(cfg(100), t0);
+    let mut poked = started(cfg(100), t0);
+    poked.set_lease(t0 + ms(100), true);
+    assert!(!poked.lease_held());
+    assert_eq!(drain(&mut poked), []);
+    assert_eq!(snapshot(&poked), snapshot(&plain));
+
+    let at = plain.poll_timeout().unwrap();
+    plain.handle_timeout(at);
+    poked.handle_timeout(at);
+    assert_eq!(drain(&mut poked), drain(&mut plain));
+    assert_eq!(poked.state(), State::Master);
+    poked.set_lease(at + ms(100), false);
+    poked.set_lease(at + ms(200), true);
+    assert_eq!(drain(&mut poked), []);
+    rx(&mut plain, at + ms(300), PEER_HIGH, 200).unwrap();
+    rx(&mut poked, at + ms(300), PEER_HIGH, 200).unwrap();
+    assert_eq!(drain(&mut poked), drain(&mut plain));
+    assert_eq!(poked.state(), State::Backup);
+    assert_eq!(snapshot(&poked), snapshot(&plain));
+    assert_eq!(poked.counters().lease_conflicts, 0);
+    assert_eq!(poked.counters().lease_blocked_takeovers, 0);
+
+    // The owner too.
+    let mut owner = Instance::new(cfg(255));
+    owner.set_lease(t0, false);
+    owner.startup(t0);
+    assert_eq!(owner.state(), State::Master);
+}
+
+#[test]
+fn lan_lease_moves_the_master() {
+    let t0 = Instant::now();
+    let a = InstanceConfig {
+        lease_gated: true,
+        ..node(100, 1)
+    };
+    let b = InstanceConfig {
+        lease_gated: true,
+        ..node(200, 2)
+    };
+    let mut lan = Lan::new(t0, vec![a, b]);
+    lan.at(Duration::ZERO, |n, now| {
+        n.iter_mut().for_each(|i| i.startup(now))
+    });
+    lan.run_until(secs(30));
+    // Nobody holds the lease: no Master, whatever the priorities.
+    assert_eq!(lan.states(), [State::Backup, State::Backup]);
+    let blocked = lan.nodes[1].counters().lease_blocked_takeovers;
+    assert!(blocked > 0);
+    lan.at(secs(30), |n, now| n[0].set_lease(now, true));
+    assert_eq!(lan.transitions_to_master(), [(secs(30), 0)]);
+    lan.run_until(secs(60));
+    // The higher-priority Backup hears the Master and does not preempt it.
+    assert_eq!(lan.states(), [State::Master, State::Backup]);
+    assert_eq!(
+        lan.nodes[1].master_addr(),
+        Some(lan.nodes[0].config().primary_addr)
+    );
+    assert_eq!(lan.nodes[1].counters().lease_blocked_takeovers, blocked);
+    // The coordinator moves the lease: revoke, then grant.
+    lan.at(secs(60), |n, now| n[0].set_lease(now, false));
+    lan.at(ms(60_010), |n, now| n[1].set_lease(now, true));
+    assert_eq!(lan.states(), [State::Backup, State::Master]);
+    lan.run_until(secs(90));
+    assert_eq!(lan.states(), [State::Backup, State::Master]);
+    assert_eq!(
+        lan.transitions_to_master(),
+        [(secs(30), 0), (ms(60_010), 1)]
+    );
+}
+
+#[test]
+fn lan_two_lease_holders_do_not_ping_pong() {
+    // A stale holder and the new one both Master, each answering the other at once (the
+    // lease conflict on the side that hears a higher advert, higher_prio_send_advert on the
+    // other): the conflict answers are rate-limited, so the exchange does not run away.
+    let t0 = Instant::now();
+    let c = |last_octet| InstanceConfig {
+        lease_gated: true,
+        higher_prio_send_advert: true,
+        ..node(100, last_octet)
+    };
+    let mut lan = Lan::new(t0, vec![c(1), c(2)]);
+    lan.at(Duration::ZERO, |n, now| {
+        for i in n.iter_mut() {
+            i.set_lease(now, true);
+            i.startup(now);
+        }
+    });
+    lan.run_until(secs(10));
+    assert_eq!(lan.states(), [State::Master, State::Master]);
+    let (low, high) = (lan.nodes[0].counters(), lan.nodes[1].counters());
+    // The lower side (conflict): the takeover, ten periodic adverts and at most one answer
+    // per interval (eleven intervals begun in 0..=10 s).
+    assert!(low.adverts_sent <= 22, "{low:?}");
+    assert!(low.lease_conflicts > 0);
+    // The higher side answers each of those once (higher_prio_send_advert, as without the
+    // gate), on top of its takeover and periodic adverts.
+    assert!(high.adverts_sent <= 11 + low.adverts_sent, "{high:?}");
+}
+
+mod lease_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Lease(bool),
+        Fault(bool),
+        /// An advert from PEER_LOW or PEER_HIGH with this priority.
+        Advert {
+            high: bool,
+            priority: u8,
+        },
+        /// Let this much time pass, then handle_timeout.
+        Wait(u64),
+        /// Jump to the next deadline and handle it.
+        Fire,
+        Shutdown,
+        Startup,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            3 => any::<bool>().prop_map(Event::Lease),
+            2 => any::<bool>().prop_map(Event::Fault),
+            3 => (any::<bool>(), prop_oneof![Just(0u8), Just(100), Just(255), any::<u8>()])
+                .prop_map(|(high, priority)| Event::Advert { high, priority }),
+            2 => (0u64..5000).prop_map(Event::Wait),
+            3 => Just(Event::Fire),
+            1 => Just(Event::Shutdown),
+            1 => Just(Event::Startup),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn gated_master_only_with_lease_and_vips_follow_master(
+            gated in any::<bool>(),
+            priority in prop_oneof![Just(255u8), 1u8..=255],
+            answer in any::<bool>(),
+            events in proptest::collection::vec(event(), 1..80),
+        ) {
+            let t0 = Instant::now();
+            let mut inst = Instance::new(InstanceConfig {
+                lease_gated: gated,
+                higher_prio_send_advert: answer,
+                ..cfg(priority)
+            });
+            let mut now = t0;
+            inst.startup(now);
+            let mut vips = false;
+            for event in events {
+                match event {
+                    Event::Lease(held) => inst.set_lease(now, held),
+                    Event::Fault(fault) => inst.set_fault(now, fault),
+                    Event::Advert { high, priority } => {
+                        let src = if high { PEER_HIGH } else { PEER_LOW };
+                        rx(&mut inst, now, src, priority).unwrap();
+                    }
+                    Event::Wait(n) => {
+                        now += ms(n);
+                        inst.handle_timeout(now);
+                    }
+                    Event::Fire => {
+                        if let Some(at) = inst.poll_timeout() {
+                            now = now.max(at);
+                            inst.handle_timeout(now);
+                        }
+                    }
+                    Event::Shutdown => inst.shutdown(now),
+                    Event::Startup => inst.startup(now),
+                }
+                for action in drain(&mut inst) {
+                    match action {
+                        Action::AddVips => {
+                            prop_assert!(!vips, "AddVips twice");
+                            vips = true;
+                        }
+                        Action::RemoveVips => {
+                            prop_assert!(vips, "RemoveVips without AddVips");
+                            vips = false;
+                        }
+                        _ => {}
+                    }
+                }
+                let master = inst.state() == State::Master;
+                prop_assert_eq!(vips, master);
+                if gated {
+                    prop_assert!(!master || (inst.lease_held() && !inst.is_faulted()));
+                    // The lease in Backup turns into Master at once.
+                    prop_assert!(inst.state() != State::Backup || !inst.lease_held());
+                } else {
+                    prop_assert!(!inst.lease_held());
+                    prop_assert_eq!(inst.counters().lease_blocked_takeovers, 0);
+                    prop_assert_eq!(inst.counters().lease_conflicts, 0);
+                }
+                if inst.is_faulted() {
+                    prop_assert!(matches!(inst.state(), State::Fault | State::Initialize));
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,693 @@
+//! One running member: the openraft node, its transport, the lease driver and the
+//! coordinator, on a thread of their own.
+//!
+//! The Raft node gets its own thread and single-threaded runtime so that an fsync of the log
+//! or a slow peer never delays the daemon's VRRP loop; the two talk over channels. What the
+//! daemon needs to act on is one value, [`QuorumView`], published on a watch channel: for
+//! every group its holder and, for groups this node holds, until when the lease is valid by
+//! this node's monotonic clock. The daemon enforces that deadline itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::coordinator::{Coordinator, LeaseTiming};
+use crate::net::{self, Handler, NetCounters, Network, Peer, ProposeError, Rpc, RpcReply};
+use crate::state::{Command, FenceRecord, GroupReport, Reply};
+use crate::store::{self, Applied};
+use crate::types::{node_id, NodeId, TypeConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    Voter,
+    Arbiter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// Where its Raft transport listens.
+    pub addr: SocketAddr,
+    pub role: MemberRole,
+}
+
+/// Everything the quorum layer needs, taken from the validated config by the daemon.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    pub me: String,
+    pub cluster_name: String,
+    pub members: Vec<Member>,
+    pub state_dir: PathBuf,
+    pub key: Vec<u8>,
+    pub timing: LeaseTiming,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] store::OpenError),
+    #[error("{name} is not a member of [cluster] nodes")]
+    NotAMember { name: String },
+    #[error("cannot listen for Raft on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("Raft did not start: {0}")]
+    Raft(String),
+}
+
+/// One group as this node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupView {
+    pub holder: Option<String>,
+    pub epoch: u64,
+    pub releasing_to: Option<String>,
+    pub preferred: Option<String>,
+    pub renewals: u64,
+    /// Set only for a group this node holds: the end of its lease by our monotonic clock
+    /// (send time of the last committed renewal + lease − margin).
+    #[serde(skip)]
+    pub held_until: Option<Instant>,
+}
+
+/// A member for status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemberView {
+    pub name: String,
+    pub role: MemberRole,
+    pub standby: bool,
+    /// Raft voter in the current membership config.
+    pub voter: bool,
+}
+
+/// What the daemon and `tandem status` see of the quorum layer.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QuorumView {
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<String>,
+    /// Whether this node is connected to a majority (leader: acked by a quorum within the
+    /// election timeout; follower: has a leader).
+    pub quorum: bool,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub members: Vec<MemberView>,
+    pub groups: BTreeMap<String, GroupView>,
+    pub fence_history: Vec<FenceRecord>,
+    pub rpc: BTreeMap<String, u64>,
+}
+
+/// An operator or daemon request to the quorum layer.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Standby {
+        node: String,
+        standby: bool,
+    },
+    Prefer {
+        group: String,
+        node: Option<String>,
+    },
+    /// The daemon removed the VIPs of `group`: give up the lease of `epoch`.
+    Release {
+        group: String,
+        epoch: u64,
+    },
+    RecordFence(FenceRecord),
+}
+
+/// The daemon's side. Cheap to clone.
+#[derive(Clone)]
+pub struct QuorumHandle {
+    view: watch::Receiver<Arc<QuorumView>>,
+    reports: Arc<watch::Sender<BTreeMap<String, GroupReport>>>,
+    ops: mpsc::Sender<(Op, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl QuorumHandle {
+    pub fn view(&self) -> watch::Receiver<Arc<QuorumView>> {
+        self.view.clone()
+    }
+
+    /// This node's groups and effective priorities (sent to the leader every renew
+    /// interval; logged when they change).
+    pub fn set_reports(&self, groups: BTreeMap<String, GroupReport>) {
+        self.reports.send_if_modified(|cur| {
+            if *cur == groups {
+                false
+            } else {
+                *cur = groups;
+                true
+            }
+        });
+    }
+
+    /// Runs `op` through the log (forwarded to the leader); `Err` says why it did not commit.
+    pub async fn op(&self, op: Op) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.ops
+            .send((op, tx))
+            .await
+            .map_err(|_| "the quorum layer has stopped".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the quorum layer has stopped".to_string()))
+    }
+}
+
+/// Starts the member on its own thread; returns once the store is open and the transport
+/// listens, or with why not.
+pub struct QuorumNode;
+
+impl QuorumNode {
+    pub fn start(cfg: QuorumConfig) -> Result<QuorumHandle, StartError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("tandem-raft".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StartError::Raft(e.to_string())));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match boot(cfg).await {
+                        Ok((handle, shared, ops_rx)) => {
+                            let _ = ready_tx.send(Ok(handle));
+                            run(shared, ops_rx).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        match ready_rx.recv() {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = thread.join();
+                Err(StartError::Raft("the Raft thread exited".into()))
+            }
+        }
+    }
+}
+
+struct Shared {
+    cfg: QuorumConfig,
+    raft: Raft<TypeConfig>,
+    sm: watch::Receiver<Arc<Applied>>,
+    coordinator: Mutex<Coordinator>,
+    /// Per group we hold: (epoch, lease end).
+    held: Mutex<BTreeMap<String, (u64, Instant)>>,
+    peers: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Peer>>>>,
+    names: HashMap<NodeId, String>,
+    counters: Arc<NetCounters>,
+    reports: watch::Receiver<BTreeMap<String, GroupReport>>,
+    view: watch::Sender<Arc<QuorumView>>,
+    changed: Notify,
+}
+
+type Boot = (
+    QuorumHandle,
+    Arc<Shared>,
+    mpsc::Receiver<(Op, oneshot::Sender<Result<(), String>>)>,
+);
+
+async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
+    let me = cfg
+        .members
+        .iter()
+        .find(|m| m.name == cfg.me)
+        .cloned()
+        .ok_or_else(|| StartError::NotAMember {
+            name: cfg.me.clone(),
+        })?;
+    let (log, sm) = store::open(&cfg.state_dir)?;
+    let sm_rx = sm.subscribe();
+    let listener = TcpListener::bind(me.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: me.addr,
+            source,
+        })?;
+    let key: Arc<[u8]> = Arc::from(cfg.key.as_slice());
+    let election = cfg.timing.lease.as_millis().clamp(300, 3000) as u64;
+    let raft_config = openraft::Config {
+        cluster_name: cfg.cluster_name.clone(),
+        heartbeat_interval: (election / 6).max(20),
+        election_timeout_min: election / 2,
+        election_timeout_max: election,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(500),
+        max_in_snapshot_log_to_keep: 50,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        node_id(&cfg.me),
+        Arc::new(raft_config),
+        Network::new(key.clone()),
+        log,
+        sm,
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if !initialized {
+        // Every member bootstraps with the same membership from its config; openraft
+        // accepts that on every node of an empty cluster.
+        let members: BTreeMap<NodeId, BasicNode> = cfg
+            .members
+            .iter()
+            .map(|m| (node_id(&m.name), BasicNode::new(m.addr.to_string())))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            tracing::info!(error = %e, "raft: not initialising (another member did first)");
+        }
+    }
+    let (reports_tx, reports_rx) = watch::channel(BTreeMap::new());
+    let (view_tx, view_rx) = watch::channel(Arc::new(QuorumView::default()));
+    let (ops_tx, ops_rx) = mpsc::channel(64);
+    let counters = Arc::new(NetCounters::default());
+    let shared = Arc::new(Shared {
+        names: cfg
+            .members
+            .iter()
+            .map(|m| (node_id(&m.name), m.name.clone()))
+            .collect(),
+        coordinator: Mutex::new(Coordinator::new(cfg.me.clone(), cfg.timing)),
+        cfg,
+        raft,
+        sm: sm_rx,
+        held: Mutex::new(BTreeMap::new()),
+        peers: Mutex::new(HashMap::new()),
+        counters: counters.clone(),
+        reports: reports_rx,
+        view: view_tx,
+        changed: Notify::new(),
+    });
+    tokio::spawn(net::serve(
+        listener,
+        key,
+        counters,
+        Arc::new(Server(shared.clone())),
+    ));
+    let handle = QuorumHandle {
+        view: view_rx,
+        reports: Arc::new(reports_tx),
+        ops: ops_tx,
+    };
+    Ok((handle, shared, ops_rx))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn name(&self, id: NodeId) -> String {
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Per-RPC deadline for proposals and reports: short enough that a renewal stuck on a
+    /// dead leader is given up before the next one is due.
+    fn rpc_timeout(&self) -> Duration {
+        self.cfg.timing.renew.max(Duration::from_millis(50))
+    }
+
+    fn peer(&self, id: NodeId) -> Option<Arc<tokio::sync::Mutex<Peer>>> {
+        let name = self.names.get(&id)?;
+        let member = self.cfg.members.iter().find(|m| &m.name == name)?;
+        let key: Arc<[u8]> = Arc::from(self.cfg.key.as_slice());
+        Some(
+            lock(&self.peers)
+                .entry(id)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Peer::new(member.addr, key))))
+                .clone(),
+        )
+    }
+
+    /// Proposes `cmd` locally, without forwarding (the transport's Propose handler).
+    async fn propose_local(&self, cmd: Command) -> Result<Reply, ProposeError> {
+        match self.raft.client_write(cmd.clone()).await {
+            Ok(resp) => {
+                if resp.data.is_ok() {
+                    self.committed(&cmd);
+                }
+                Ok(resp.data)
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(e) => Err(ProposeError::Failed(e.to_string())),
+        }
+    }
+
+    /// Proposes `cmd` here if we lead, else through the leader.
+    async fn propose(&self, cmd: Command) -> Result<Reply, ProposeError> {
+        match self.propose_local(cmd.clone()).await {
+            Err(ProposeError::NotLeader {
+                leader: Some(leader),
+            }) if leader != node_id(&self.cfg.me) => {
+                let peer = self.peer(leader).ok_or_else(|| {
+                    ProposeError::Failed(format!("leader {} is not in the config", leader))
+                })?;
+                let mut peer = peer.lock().await;
+                match peer.call(&Rpc::Propose(cmd), self.rpc_timeout()).await {
+                    Ok(RpcReply::Propose(r)) => r,
+                    Ok(_) => Err(ProposeError::Failed("reply of the wrong kind".into())),
+                    Err(e) => Err(ProposeError::Failed(format!(
+                        "leader {}: {e}",
+                        self.name(leader)
+                    ))),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The leader committed `cmd`: feed the coordinator's clock.
+    fn committed(&self, cmd: &Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Renew { group, holder, .. } | Command::Grant { group, holder, .. } => {
+                lock(&self.coordinator).renewed(group, holder, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&self) {
+        let m = self.raft.metrics().borrow().clone();
+        let applied = self.sm.borrow().clone();
+        let state = &applied.state;
+        let held = lock(&self.held).clone();
+        let leader_quorum = m.state == ServerState::Leader
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| u128::from(ms) < self.cfg.timing.lease.as_millis());
+        let voters: Vec<NodeId> = m.membership_config.voter_ids().collect();
+        let mut groups = BTreeMap::new();
+        for g in state.groups() {
+            let lease = state.lease(&g);
+            let mine = lease.holder.as_deref() == Some(self.cfg.me.as_str())
+                && lease.releasing_to.is_none();
+            let held_until = held
+                .get(&g)
+                .filter(|(epoch, _)| mine && *epoch == lease.epoch)
+                .map(|(_, until)| *until);
+            groups.insert(
+                g.clone(),
+                GroupView {
+                    holder: lease.holder.clone(),
+                    epoch: lease.epoch,
+                    releasing_to: lease.releasing_to.clone(),
+                    preferred: state.preferred.get(&g).cloned(),
+                    renewals: lease.renewals,
+                    held_until,
+                },
+            );
+        }
+        let view = QuorumView {
+            state: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader.map(|id| self.name(id)),
+            quorum: leader_quorum
+                || (m.state == ServerState::Follower && m.current_leader.is_some()),
+            last_log_index: m.last_log_index,
+            commit_index: applied.last_applied.map(|l| l.index),
+            applied_index: m.last_applied.map(|l| l.index),
+            members: self
+                .cfg
+                .members
+                .iter()
+                .map(|mem| MemberView {
+                    name: mem.name.clone(),
+                    role: mem.role,
+                    standby: state.members.get(&mem.name).is_some_and(|s| s.standby),
+                    voter: voters.contains(&node_id(&mem.name)),
+                })
+                .collect(),
+            groups,
+            fence_history: state.fence_history.clone(),
+            rpc: self
+                .counters
+                .snapshot()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        self.view.send_replace(Arc::new(view));
+    }
+}
+
+struct Server(Arc<Shared>);
+
+impl Handler for Server {
+    fn handle(&self, rpc: Rpc) -> Pin<Box<dyn Future<Output = RpcReply> + Send + '_>> {
+        Box::pin(async move {
+            let s = &self.0;
+            match rpc {
+                Rpc::AppendEntries(req) => {
+                    RpcReply::AppendEntries(s.raft.append_entries(req).await)
+                }
+                Rpc::Vote(req) => RpcReply::Vote(s.raft.vote(req).await),
+                Rpc::InstallSnapshot(req) => {
+                    RpcReply::InstallSnapshot(s.raft.install_snapshot(req).await)
+                }
+                Rpc::Propose(cmd) => RpcReply::Propose(s.propose_local(cmd).await),
+                Rpc::Report { node, groups } => {
+                    let mut c = lock(&s.coordinator);
+                    if c.is_leader() {
+                        c.reported(&node, groups, Instant::now());
+                        RpcReply::Report(Ok(()))
+                    } else {
+                        RpcReply::Report(Err(ProposeError::NotLeader {
+                            leader: s.raft.metrics().borrow().current_leader,
+                        }))
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The member's background work, until the process exits.
+async fn run(
+    shared: Arc<Shared>,
+    mut ops: mpsc::Receiver<(Op, oneshot::Sender<Result<(), String>>)>,
+) {
+    tokio::spawn(track_leadership(shared.clone()));
+    tokio::spawn(renew_leases(shared.clone()));
+    tokio::spawn(report(shared.clone()));
+    tokio::spawn(coordinate(shared.clone()));
+    tokio::spawn(publish(shared.clone()));
+    while let Some((op, reply)) = ops.recv().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let cmd = match op {
+                Op::Standby { node, standby } => Command::SetStandby { node, standby },
+                Op::Prefer { group, node } => Command::Prefer { group, node },
+                Op::Release { group, epoch } => Command::Release {
+                    group,
+                    holder: shared.cfg.me.clone(),
+                    epoch,
+                },
+                Op::RecordFence(r) => Command::Fence(r),
+            };
+            let r = match shared.propose(cmd).await {
+                Ok(r) => match r.rejected {
+                    None => Ok(()),
+                    Some(why) => Err(why),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = reply.send(r);
+        });
+    }
+}
+
+/// Starts and stops the coordinator with this node's leadership.
+async fn track_leadership(s: Arc<Shared>) {
+    let mut metrics = s.raft.metrics();
+    let mut leading_term = None;
+    loop {
+        let (state, term) = {
+            let m = metrics.borrow_and_update();
+            (m.state, m.current_term)
+        };
+        let leading = (state == ServerState::Leader).then_some(term);
+        if leading != leading_term {
+            let mut c = lock(&s.coordinator);
+            match leading {
+                Some(t) => {
+                    tracing::info!(
+                        term = t,
+                        "raft: this node is the leader; leases are counted from now"
+                    );
+                    c.become_leader(Instant::now());
+                }
+                None => c.step_down(),
+            }
+            leading_term = leading;
+        }
+        s.changed.notify_one();
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Renews the leases this node holds; renews at once after a grant.
+async fn renew_leases(s: Arc<Shared>) {
+    let timing = s.cfg.timing;
+    let mut sm = s.sm.clone();
+    let mut next: BTreeMap<String, (u64, Instant)> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(10).max(timing.renew / 10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = sm.changed() => if r.is_err() { return },
+        }
+        let state = sm.borrow_and_update().state.clone();
+        let now = Instant::now();
+        // Drop at once what the log says we no longer hold.
+        {
+            let mut held = lock(&s.held);
+            held.retain(|g, (epoch, _)| {
+                let l = state.lease(g);
+                l.holder.as_deref() == Some(s.cfg.me.as_str())
+                    && l.epoch == *epoch
+                    && l.releasing_to.is_none()
+            });
+        }
+        for g in state.groups() {
+            let l = state.lease(&g);
+            if l.holder.as_deref() != Some(s.cfg.me.as_str()) || l.releasing_to.is_some() {
+                next.remove(&g);
+                continue;
+            }
+            let due = match next.get(&g) {
+                Some((epoch, at)) => *epoch != l.epoch || now >= *at,
+                None => true,
+            };
+            if !due {
+                continue;
+            }
+            next.insert(g.clone(), (l.epoch, now + timing.renew));
+            let sent = Instant::now();
+            let cmd = Command::Renew {
+                group: g.clone(),
+                holder: s.cfg.me.clone(),
+                epoch: l.epoch,
+            };
+            match s.propose(cmd).await {
+                Ok(r) if r.is_ok() => {
+                    let until = sent + timing.holder_validity();
+                    let mut held = lock(&s.held);
+                    let entry = held.entry(g.clone()).or_insert((l.epoch, until));
+                    if entry.0 != l.epoch || entry.1 < until {
+                        *entry = (l.epoch, until);
+                    }
+                }
+                Ok(r) => {
+                    tracing::debug!(group = %g, reason = ?r.rejected, "raft: renewal rejected")
+                }
+                Err(e) => tracing::debug!(group = %g, error = %e, "raft: renewal failed"),
+            }
+            s.changed.notify_one();
+        }
+    }
+}
+
+/// Sends this node's groups to the leader every renew interval.
+async fn report(s: Arc<Shared>) {
+    let mut tick = tokio::time::interval(s.cfg.timing.renew);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reports = s.reports.clone();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = reports.changed() => if r.is_err() { return },
+        }
+        let groups = reports.borrow_and_update().clone();
+        let leader = s.raft.metrics().borrow().current_leader;
+        let Some(leader) = leader else { continue };
+        if leader == node_id(&s.cfg.me) {
+            lock(&s.coordinator).reported(&s.cfg.me, groups, Instant::now());
+            continue;
+        }
+        let Some(peer) = s.peer(leader) else { continue };
+        let rpc = Rpc::Report {
+            node: s.cfg.me.clone(),
+            groups,
+        };
+        let r = peer.lock().await.call(&rpc, s.rpc_timeout()).await;
+        if let Err(e) = r {
+            tracing::debug!(leader = %s.name(leader), error = %e, "raft: report failed");
+        }
+    }
+}
+
+/// On the leader: proposes what the coordinator decides.
+async fn coordinate(s: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let state = s.sm.borrow().state.clone();
+        let cmds = lock(&s.coordinator).decide(&state, Instant::now());
+        for cmd in cmds {
+            tracing::info!(?cmd, "raft: coordinator proposes");
+            match s.propose_local(cmd).await {
+                Ok(r) if !r.is_ok() => {
+                    tracing::info!(reason = ?r.rejected, "raft: coordinator proposal rejected")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::info!(error = %e, "raft: coordinator proposal failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the view on every change, and at least every 100 ms.
+async fn publish(s: Arc<Shared>) {
+    let mut sm = s.sm.clone();
+    loop {
+        s.publish();
+        tokio::select! {
+            _ = s.changed.notified() => {}
+            r = sm.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        sm.borrow_and_update();
+    }
+}

@@ -18,9 +18,8 @@
 //! The format (see ARCHITECTURE.md, "The config users write") uses keepalived's vocabulary
 //! where it has one. Durations are strings like `"100ms"` or `"1.5s"` ([`parse_duration`]).
 //! This build supports `[node]`, `[cluster]`, `[[heartbeat]]`, `[[vrrp_instance]]`,
-//! `[[check]]`, `[[vrrp_sync_group]]`, `[[fence_device]]` and `[[fence_level]]`; the
-//! `[cluster]` key `lease` and the instance key `fence_on_takeover` are refused with a message
-//! saying they are not supported yet.
+//! `[[check]]`, `[[vrrp_sync_group]]`, `[[fence_device]]` and `[[fence_level]]`; the instance
+//! key `fence_on_takeover` is refused with a message saying it is not supported yet.
 //!
 //! Fencing: a `[[fence_device]]` ([`FenceDeviceConfig`]) is a driver (`"ipmi"`, `"pdu-snmp"`,
 //! `"switch-snmp"`, `"fence-agent"`) with its parameters; a `[[fence_level]]`
@@ -37,6 +36,14 @@
 //! unicast and TCP channels have no peer list: they send to every other node's
 //! [`ClusterNode::address`] on the channel's port ([`Config::heartbeat_peers`]), and bind this
 //! node's own address unless `bind` says otherwise ([`Config::heartbeat_bind`]).
+//!
+//! Quorum: an instance with `mode = "quorum"` ([`Mode::Quorum`]) holds its VIPs only under a
+//! lease granted through the cluster's Raft log, so it needs a `[cluster]` of at least three
+//! members (voters and arbiters): a majority of two is both nodes, and one failure would stop
+//! every lease. An arbiter (`[node] role = "arbiter"`) exists only to vote, so it needs a
+//! `[cluster]` and declares no instance. The lease timing and the Raft port are cluster-wide
+//! `[cluster]` keys ([`Cluster::lease`] and the fields after it); which nodes run Raft and whom
+//! they talk to: [`Config::raft_enabled`], [`Config::raft_peers`].
 //!
 //! Health: a `[[check]]` ([`Check`]: kind `"tcp"`, `"http"` or `"script"`) is probed on its own
 //! interval; an instance follows checks with `track_check`, interfaces with `track_interface`
@@ -80,6 +87,18 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// `[[vrrp_instance]] notify_timeout` when absent.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[cluster] lease` when absent.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(1);
+/// The shortest `[cluster] lease` accepted: every renewal is a Raft commit (an fsync on a
+/// majority), and a few must fit in one lease.
+pub const MIN_LEASE: Duration = Duration::from_millis(100);
+/// The longest `[cluster] lease` accepted: after a holder fails its VIP stays down for about
+/// one lease, and a longer one is more likely a unit slip than intent.
+pub const MAX_LEASE: Duration = Duration::from_secs(60);
+/// The shortest `[cluster] lease_renew` accepted, for the same fsync cost as [`MIN_LEASE`].
+pub const MIN_LEASE_RENEW: Duration = Duration::from_millis(10);
+/// `[cluster] raft_port` when absent.
+pub const DEFAULT_RAFT_PORT: u16 = 5410;
 /// `[[heartbeat]] interval` when absent (tandem-heartbeat's `DEFAULT_INTERVAL`).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// `[[heartbeat]] timeout` when absent (tandem-heartbeat's `DEFAULT_TIMEOUT`).
@@ -312,8 +331,18 @@ impl fmt::Display for Origin {
 /// nodes = [
 ///   { name = "lb1", address = "10.0.0.1" },
 ///   { name = "lb2", address = "10.0.0.2" },
+///   { name = "arb", address = "10.0.0.3", role = "arbiter" },
 /// ]
+/// lease = "1s"
 /// ```
+///
+/// The lease keys always have values (their defaults when absent) and are accepted whether or
+/// not this node runs Raft ([`Config::raft_enabled`]): they are cluster-wide facts, compared
+/// between nodes, and a node without a quorum instance may share its cluster with one.
+/// Together they satisfy `lease_renew + lease_margin < lease / 2`, i.e.
+/// `2 × lease_renew + lease_margin < lease − lease_margin`: when one renewal is lost, the next
+/// one, sent `2 × lease_renew` after the last committed one, still has a whole margin to commit
+/// before the holder must let go. The defaults (lease / 4, lease / 10) leave room to spare.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     /// 1 to 64 bytes of letters, digits, "_", "." and "-"; frames naming another cluster are
@@ -327,6 +356,21 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// Where the `key_file` value is, for messages about the file.
     pub key_file_origin: Origin,
+    /// How long a VIP holder in quorum mode may keep its VIPs without a committed renewal
+    /// (default "1s", [`MIN_LEASE`] to [`MAX_LEASE`]). Shorter fails over faster and commits
+    /// more often.
+    pub lease: Duration,
+    /// How often the holder renews its lease through the Raft log (default lease / 4, at least
+    /// [`MIN_LEASE_RENEW`], shorter than lease / 2).
+    pub lease_renew: Duration,
+    /// Clock-rate allowance (default lease / 10, above zero, shorter than lease / 2). The holder
+    /// lets go at `send time of its last committed renewal + lease − lease_margin`; the leader
+    /// reassigns only after `lease + lease_margin` without a renewal. The gap of two margins is
+    /// what keeps two holders apart while their clocks run at slightly different rates.
+    pub lease_margin: Duration,
+    /// TCP port of the Raft transport on every member's [`ClusterNode::address`] (default
+    /// [`DEFAULT_RAFT_PORT`]); the same on every node because peers are dialled on it.
+    pub raft_port: u16,
 }
 
 /// One entry of `[cluster] nodes`: `{ name = "lb1", address = "10.0.0.1", role = "voter" }`.
@@ -350,6 +394,11 @@ impl Cluster {
     /// Every member but `local`, in config order.
     pub fn peers<'a>(&'a self, local: &'a str) -> impl Iterator<Item = &'a ClusterNode> + 'a {
         self.nodes.iter().filter(move |n| n.name != local)
+    }
+
+    /// The members that may hold VIPs (role voter), in config order.
+    pub fn voters(&self) -> impl Iterator<Item = &ClusterNode> {
+        self.nodes.iter().filter(|n| n.role == Role::Voter)
     }
 }
 
@@ -471,6 +520,37 @@ impl Config {
         self.cluster.as_ref()?.node(&self.node.name)
     }
 
+    /// Whether this node runs the Raft layer: it has a `[cluster]` and either an instance in
+    /// quorum mode or an arbiter among the members. An arbiter's only job is to vote, which it
+    /// can only do in a log the voters share, so its presence turns Raft on everywhere.
+    pub fn raft_enabled(&self) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return false;
+        };
+        self.vrrp_instances.iter().any(|i| i.mode == Mode::Quorum)
+            || cluster.nodes.iter().any(|n| n.role == Role::Arbiter)
+    }
+
+    /// Every member's Raft endpoint, this node included, in config order: (name,
+    /// `address:raft_port`, role). Empty without a `[cluster]`; not filtered by
+    /// [`Config::raft_enabled`].
+    pub fn raft_peers(&self) -> Vec<(&str, SocketAddr, Role)> {
+        match &self.cluster {
+            Some(c) => c
+                .nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.name.as_str(),
+                        SocketAddr::new(n.address, c.raft_port),
+                        n.role,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Where a UDP unicast or TCP heartbeat sends: every other cluster node's address on the
     /// channel's port, in config order. Empty for the other kinds (and without a cluster).
     pub fn heartbeat_peers(&self, hb: &Heartbeat) -> Vec<SocketAddr> {
@@ -537,7 +617,9 @@ impl CheckKind {
 pub struct NodeConfig {
     pub name: String,
     pub role: Role,
-    /// default /var/lib/tandem
+    /// Default /var/lib/tandem. When this node runs Raft ([`Config::raft_enabled`]: quorum
+    /// mode, or an arbiter in the cluster), the Raft log and state machine live here; it must
+    /// be on persistent storage, since a committed entry has to survive a restart.
     pub state_dir: PathBuf,
     /// default /run/tandem/tandem.sock
     pub control_socket: PathBuf,
@@ -545,7 +627,10 @@ pub struct NodeConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// May hold VIPs; votes in the Raft quorum when the cluster runs one.
     Voter,
+    /// Votes but never holds a VIP: the third member that lets a pair of load balancers keep
+    /// a majority when one fails. Needs a `[cluster]`; its Raft log is in `[node] state_dir`.
     Arbiter,
 }
 
@@ -565,9 +650,26 @@ pub enum VrrpVersion {
     V3,
 }
 
+/// An instance's safety mode, `mode = "vrrp"` (default) or `"quorum"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// The master elected on the wire holds the VIPs, as with keepalived.
     Vrrp,
+    /// Only the holder of the group's lease, granted through the Raft log by the majority
+    /// side, holds the VIPs, so a partitioned minority lets go before its lease ends. Needs a
+    /// `[cluster]` of at least three members (voters and arbiters); timing in [`Cluster::lease`]
+    /// and the fields after it; the Raft log lives in `[node] state_dir`.
+    Quorum,
+}
+
+impl Mode {
+    /// `"vrrp"` or `"quorum"`, as in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Vrrp => "vrrp",
+            Mode::Quorum => "quorum",
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -1001,9 +1103,16 @@ auth_pass = "x"
         );
     }
 
+    /// An arbiter in a cluster, with its heartbeat: what every arbiter needs.
+    const ARBITER: &str =
+        "[node]\nname = \"arb\"\nrole = \"arbiter\"\n[cluster]\nname = \"edge\"\n\
+         key_file = \"/k\"\nnodes = [{ name = \"lb1\", address = \"10.0.0.1\" }, \
+         { name = \"arb\", address = \"10.0.0.3\", role = \"arbiter\" }]\n\
+         [[heartbeat]]\nkind = \"tcp\"\nport = 5406\n";
+
     #[test]
     fn arbiter_needs_no_instance_and_may_not_have_one() {
-        let c = parse_ok("[node]\nname = \"arb\"\nrole = \"arbiter\"\n");
+        let c = parse_ok(ARBITER);
         assert_eq!(c.node.role, Role::Arbiter);
         assert!(c.vrrp_instances.is_empty());
         let e = parse_err(&MINIMAL.replace("name = \"lb1\"", "name = \"lb1\"\nrole = \"arbiter\""));
@@ -1493,9 +1602,7 @@ notify_timeout = "100ms""#,
 
     #[test]
     fn an_arbiter_may_run_checks() {
-        let c = parse_ok(&format!(
-            "[node]\nname = \"arb\"\nrole = \"arbiter\"\n{WEB_CHECK}"
-        ));
+        let c = parse_ok(&format!("{ARBITER}{WEB_CHECK}"));
         assert_eq!(c.checks.len(), 1);
     }
 

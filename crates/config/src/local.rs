@@ -272,7 +272,8 @@ mod tests {
     #[test]
     fn a_config_without_a_cluster_has_nothing_to_check() {
         let c = crate::parse(
-            "[node]\nname = \"arb\"\nrole = \"arbiter\"\n",
+            "[node]\nname = \"lb1\"\n[[vrrp_instance]]\nname = \"VI_1\"\n\
+             interface = \"eth0\"\nvirtual_router_id = 1\nvirtual_ipaddress = [\"10.0.0.1\"]\n",
             Path::new("t.toml"),
         )
         .unwrap();

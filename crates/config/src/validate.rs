@@ -267,8 +267,8 @@ const INSTANCE_KEYS: KeySpec = KeySpec {
     notes: &[
         (
             "fence_on_takeover",
-            "fencing before a takeover needs the cluster's coordination, which comes with \
-             quorum; fence a node by hand with `tandem fence NODE`",
+            "fencing before a takeover needs the cluster's coordination of fencing, which this \
+             build does not have yet; fence a node by hand with `tandem fence NODE`",
         ),
         (
             "state",
@@ -457,7 +457,7 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
     let cluster_out = cluster_field
         .as_ref()
         .map(|f| cluster::cluster_section(ctx, f, &node));
-    let heartbeats = cluster::heartbeats(
+    let hb = cluster::heartbeats(
         ctx,
         heartbeat_field.as_ref(),
         cluster_field.as_ref(),
@@ -505,6 +505,20 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
 
     match node.role {
         Some(Role::Arbiter) => {
+            if cluster_field.is_none() && !misspelt.contains(&"cluster") {
+                // The role is only arbiter when written, so the role field is there to point at.
+                let span = node.role_field.as_ref().and_then(Field::span);
+                ctx.error(
+                    span.or_else(|| node.header.clone()),
+                    "role: an arbiter needs a [cluster] section".to_string(),
+                    Some(
+                        "an arbiter only votes in the cluster's Raft quorum: add [cluster] with \
+                         name, key_file and nodes (this node among them with role = \"arbiter\"), \
+                         and a [[heartbeat]]"
+                            .to_string(),
+                    ),
+                );
+            }
             if let Some(f) = &instances_field {
                 ctx.error(
                     f.span(),
@@ -532,6 +546,22 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
     }
 
     cross_check(ctx, &instances);
+
+    let quorum_modes: Vec<Option<Span>> =
+        instances.iter().filter_map(|i| i.quorum.clone()).collect();
+    cluster::quorum_rules(
+        ctx,
+        &quorum_modes,
+        cluster_field.as_ref(),
+        cluster_out.as_ref(),
+        misspelt.contains(&"cluster"),
+    );
+    if let Some(c) = &cluster_out {
+        // Arbiter or quorum instance: the Raft transport listens next to the heartbeats.
+        if !quorum_modes.is_empty() || c.has_arbiter {
+            cluster::raft_port_is_free(ctx, c, &hb.tcp_ports);
+        }
+    }
 
     let instance_names: Option<Vec<&str>> =
         if instances_complete && !misspelt.contains(&"vrrp_instance") {
@@ -625,7 +655,7 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         checks,
         sync_groups,
         cluster,
-        heartbeats: heartbeats?,
+        heartbeats: hb.list?,
         fence_devices,
         fence_levels,
     })
@@ -867,6 +897,8 @@ struct InstanceOut {
     vrid: Option<(u8, Option<Span>)>,
     family: Option<AddressFamily>,
     vips: Vec<(IpAddr, Option<Span>)>,
+    /// Where `mode = "quorum"` is, for the rules about the cluster it needs.
+    quorum: Option<Option<Span>>,
 }
 
 /// The tables of a `[[section]]`, however it was written.
@@ -1073,37 +1105,16 @@ fn instance<'a>(
             other => other,
         },
     };
+    let mut quorum = None;
     let mode = match sec.get("mode") {
         None => Some(Mode::Vrrp),
-        Some(f) => match ctx.string(f) {
-            Some("vrrp") => Some(Mode::Vrrp),
-            Some("quorum") => {
-                ctx.error(
-                    f.span(),
-                    "mode: \"quorum\" is not supported by this build yet".to_string(),
-                    Some(
-                        "quorum mode needs the cluster lease, which this build does not have \
-                         yet; use mode = \"vrrp\" (the default)"
-                            .to_string(),
-                    ),
-                );
-                None
+        Some(f) => ctx.choice(f, "mode", &["vrrp", "quorum"]).map(|m| match m {
+            "quorum" => {
+                quorum = Some(f.span());
+                Mode::Quorum
             }
-            Some(other) => {
-                let guess = did_you_mean(other, &["vrrp", "quorum"])
-                    .map(|c| format!("did you mean \"{c}\"? "))
-                    .unwrap_or_default();
-                ctx.error(
-                    f.span(),
-                    format!("mode: unknown mode {other:?}"),
-                    Some(format!(
-                        "{guess}mode is \"vrrp\" (\"quorum\" is not supported yet)"
-                    )),
-                );
-                None
-            }
-            None => None,
-        },
+            _ => Mode::Vrrp,
+        }),
     };
 
     let first_vip = vip_spans.first().map(|(a, s)| (*a, s.clone()));
@@ -1238,6 +1249,7 @@ fn instance<'a>(
         vrid,
         family,
         vips: vip_spans,
+        quorum,
     }
 }
 

@@ -175,6 +175,22 @@ fn every_key_sets_the_new_keys() {
     let cluster = c.cluster.as_ref().unwrap();
     assert_eq!(cluster.nodes.len(), 3);
     assert_eq!(cluster.nodes[2].role, tandem_config::Role::Arbiter);
+    assert_eq!(
+        (
+            cluster.lease,
+            cluster.lease_renew,
+            cluster.lease_margin,
+            cluster.raft_port
+        ),
+        (
+            std::time::Duration::from_millis(1500),
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_millis(200),
+            5411
+        )
+    );
+    // An arbiter among the members: Raft runs although every instance is mode = "vrrp".
+    assert!(c.raft_enabled());
     let kinds: Vec<&str> = c.heartbeats.iter().map(|h| h.kind.name()).collect();
     assert_eq!(kinds, ["udp-multicast", "udp-unicast", "tcp", "serial"]);
     assert_eq!(
@@ -326,4 +342,95 @@ fn a_literal_secret_is_never_quoted() {
         !err.contains("hunter2") && !err.contains("private"),
         "{err}"
     );
+}
+
+/// The three members of the quorum cluster share every cluster-wide fact, all run Raft, and
+/// the two load balancers declare the same quorum group.
+#[test]
+fn the_quorum_cluster_agrees() {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tandem_config::{Mode, Role};
+    let dir = configs_dir().join("valid");
+    let lb1 = tandem_config::load(&dir.join("quorum-lb1.toml")).unwrap();
+    let lb2 = tandem_config::load(&dir.join("quorum-lb2.toml")).unwrap();
+    let arb = tandem_config::load(&dir.join("quorum-arbiter.toml")).unwrap();
+    let c = lb1.cluster.as_ref().unwrap();
+    for other in [&lb2, &arb] {
+        let o = other.cluster.as_ref().unwrap();
+        assert_eq!(
+            (
+                &c.name,
+                &c.key_file,
+                &c.nodes,
+                c.lease,
+                c.lease_renew,
+                c.lease_margin,
+                c.raft_port
+            ),
+            (
+                &o.name,
+                &o.key_file,
+                &o.nodes,
+                o.lease,
+                o.lease_renew,
+                o.lease_margin,
+                o.raft_port
+            )
+        );
+        assert_eq!(other.heartbeats.len(), lb1.heartbeats.len());
+        assert_eq!(other.raft_peers(), lb1.raft_peers());
+    }
+    assert!([&lb1, &lb2, &arb].iter().all(|c| c.raft_enabled()));
+    assert_eq!(
+        (c.lease, c.lease_renew, c.lease_margin, c.raft_port),
+        (
+            Duration::from_secs(1),
+            Duration::from_millis(250),
+            Duration::from_millis(100),
+            5410
+        )
+    );
+    let voters: Vec<&str> = c.voters().map(|n| n.name.as_str()).collect();
+    assert_eq!(voters, ["lb1", "lb2"]);
+    assert_eq!(
+        lb1.raft_peers()[2],
+        (
+            "arb",
+            "10.0.0.3:5410".parse::<SocketAddr>().unwrap(),
+            Role::Arbiter
+        )
+    );
+    assert_eq!(arb.node.role, Role::Arbiter);
+    assert!(arb.vrrp_instances.is_empty());
+    let (i, j) = (&lb1.vrrp_instances[0], &lb2.vrrp_instances[0]);
+    assert_eq!((i.mode, j.mode), (Mode::Quorum, Mode::Quorum));
+    assert_eq!(
+        (i.virtual_router_id, &i.virtual_ipaddress),
+        (j.virtual_router_id, &j.virtual_ipaddress)
+    );
+    assert!(i.priority > j.priority);
+}
+
+#[test]
+fn the_lease_keys_example_is_what_its_comments_say() {
+    use std::time::Duration;
+    let c = tandem_config::load(&configs_dir().join("valid/quorum-lease-keys.toml")).unwrap();
+    let cluster = c.cluster.as_ref().unwrap();
+    let (lease, renew, margin) = (cluster.lease, cluster.lease_renew, cluster.lease_margin);
+    assert_eq!(
+        (lease, renew, margin, cluster.raft_port),
+        (
+            Duration::from_secs(2),
+            Duration::from_millis(400),
+            Duration::from_millis(150),
+            5500
+        )
+    );
+    assert_eq!(lease - margin, Duration::from_millis(1850));
+    assert_eq!(lease + margin, Duration::from_millis(2150));
+    assert!(2 * (renew + margin) < lease);
+    assert_eq!(cluster.voters().count(), 3);
+    assert!(c.raft_enabled());
+    assert_eq!(c.raft_peers()[1].1.to_string(), "10.0.0.2:5500");
 }

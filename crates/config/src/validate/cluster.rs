@@ -1,5 +1,6 @@
-//! `[cluster]` (the members and the key) and `[[heartbeat]]` (the channels nodes see each other
-//! on). The rules are at least as strict as tandem-heartbeat's `ClusterSpec::validate` and
+//! `[cluster]` (the members, the key, the lease timing and the Raft port), `[[heartbeat]]` (the
+//! channels nodes see each other on) and what quorum mode needs of them. The heartbeat rules
+//! are at least as strict as tandem-heartbeat's `ClusterSpec::validate` and
 //! `ChannelSpec::validate`, so a config accepted here never fails when the daemon builds its
 //! heartbeat from it.
 
@@ -17,7 +18,8 @@ use crate::suggest::did_you_mean;
 use crate::tree::{value_type_name, Field, Node, Span, TableRef};
 use crate::{
     Cluster, ClusterNode, Heartbeat, HeartbeatKind, Role, DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_SERIAL_BAUD, MAX_HEARTBEATS, MIN_HEARTBEAT_INTERVAL,
+    DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_LEASE, DEFAULT_RAFT_PORT, DEFAULT_SERIAL_BAUD,
+    MAX_HEARTBEATS, MAX_LEASE, MIN_HEARTBEAT_INTERVAL, MIN_LEASE, MIN_LEASE_RENEW,
     SERIAL_BAUD_RATES,
 };
 
@@ -32,9 +34,20 @@ const ECHO_FIXED_LEN: usize = 1 + 8 + 8 + 4;
 const MAX_FRAME_LEN: usize = 1400;
 const MAX_ECHOES: usize = 32;
 
+/// A Raft majority that survives one failure.
+const MIN_QUORUM_MEMBERS: usize = 3;
+
 const CLUSTER_KEYS: KeySpec = KeySpec {
-    valid: &["name", "key_file", "nodes"],
-    unsupported: &["lease"],
+    valid: &[
+        "name",
+        "key_file",
+        "nodes",
+        "lease",
+        "lease_renew",
+        "lease_margin",
+        "raft_port",
+    ],
+    unsupported: &[],
     notes: &[
         ("key", KEY_NOTE),
         ("authkey", KEY_NOTE),
@@ -58,11 +71,17 @@ const NODE_ENTRY_KEYS: KeySpec = KeySpec {
     ],
 };
 
-/// What the heartbeat rules need from `[cluster]`.
+/// What the heartbeat and quorum rules need from `[cluster]`.
 pub(super) struct ClusterOut {
     pub(super) cluster: Option<Cluster>,
     /// This node's address and every other node's, when all are known.
     addresses: Option<Addresses>,
+    /// How many entries `nodes` has, valid or not; `None` when it is missing or not a list.
+    member_count: Option<usize>,
+    /// Some entry says role = "arbiter": the Raft layer runs.
+    pub(super) has_arbiter: bool,
+    /// `raft_port` and where it is written (`None`: the default).
+    raft_port: Option<(u16, Option<Span>)>,
 }
 
 struct Addresses {
@@ -95,6 +114,9 @@ pub(super) fn cluster_section<'a>(
     let failed = ClusterOut {
         cluster: None,
         addresses: None,
+        member_count: None,
+        has_arbiter: false,
+        raft_port: None,
     };
     let Some(table) = field.node.as_table() else {
         let hint = match field.node {
@@ -159,11 +181,28 @@ pub(super) fn cluster_section<'a>(
         "nodes = [{ name = \"lb1\", address = \"10.0.0.1\" }, { name = \"lb2\", address = \"10.0.0.2\" }] \
          (every member, this node included)",
     );
-    let (entries, complete, enough) = match nodes_field {
+    let (entries, complete, member_count) = match nodes_field {
         Some(f) => node_entries(ctx, f),
-        None => (Vec::new(), false, false),
+        None => (Vec::new(), false, None),
     };
+    let enough = member_count.is_some_and(|n| n >= 2);
     let nodes_ok = unique_nodes(ctx, &entries) && complete && enough;
+    let has_arbiter = entries.iter().any(|e| e.role == Some(Role::Arbiter));
+    let lease = lease_timing(ctx, &sec);
+    let raft_port = match sec.get("raft_port") {
+        None => Some((DEFAULT_RAFT_PORT, None)),
+        Some(f) => ctx
+            .int_in(
+                f,
+                1,
+                65535,
+                Some(&format!(
+                    "the TCP port the Raft transport listens on at every member's address, the \
+                     same on every node; the default is {DEFAULT_RAFT_PORT}"
+                )),
+            )
+            .map(|p| (p as u16, f.span())),
+    };
 
     // Rules that need every name: membership, role, frame size.
     let names: Option<Vec<&str>> = if complete && !entries.is_empty() {
@@ -237,14 +276,296 @@ pub(super) fn cluster_section<'a>(
     };
     let cluster = (|| {
         let (key_file, key_file_origin) = key_file?;
+        let lease = lease?;
         Some(Cluster {
             name: name?,
             key_file,
             nodes: nodes?,
             key_file_origin,
+            lease: lease.lease,
+            lease_renew: lease.renew,
+            lease_margin: lease.margin,
+            raft_port: raft_port.as_ref()?.0,
         })
     })();
-    ClusterOut { cluster, addresses }
+    ClusterOut {
+        cluster,
+        addresses,
+        member_count,
+        has_arbiter,
+        raft_port,
+    }
+}
+
+struct LeaseTiming {
+    lease: Duration,
+    renew: Duration,
+    margin: Duration,
+}
+
+/// A lease key as written: its value, its text and where it is; `None` inside when absent.
+type Written<'a, 'f> = Option<(Duration, &'a str, &'f Field<'a>)>;
+
+/// `lease`, `lease_renew` and `lease_margin` with their defaults, and the rules between them
+/// (see [`Cluster`]). Each key's own range is judged even when another key is wrong.
+fn lease_timing<'a>(ctx: &mut Ctx<'a>, sec: &Section<'a>) -> Option<LeaseTiming> {
+    let lease: Option<Written<'a, '_>> = match sec.get("lease") {
+        None => Some(None),
+        Some(f) => ctx.duration(f).and_then(|(d, text)| {
+            let (problem, why) = if d < MIN_LEASE {
+                (
+                    format!(
+                        "lease: {text} is shorter than the minimum of {}",
+                        format_duration(MIN_LEASE)
+                    ),
+                    "the holder renews several times per lease, and each renewal is a Raft \
+                     commit written to disk on a majority",
+                )
+            } else if d > MAX_LEASE {
+                (
+                    format!(
+                        "lease: {text} is longer than the maximum of {}",
+                        format_duration(MAX_LEASE)
+                    ),
+                    "the VIPs of a failed holder stay down for about one lease",
+                )
+            } else {
+                return Some(Some((d, text, f)));
+            };
+            ctx.error(
+                f.span(),
+                problem,
+                Some(format!(
+                    "{why}; the default is \"{}\"",
+                    format_duration(DEFAULT_LEASE)
+                )),
+            );
+            None
+        }),
+    };
+    let renew: Option<Written<'a, '_>> = match sec.get("lease_renew") {
+        None => Some(None),
+        Some(f) => ctx.duration(f).and_then(|(d, text)| {
+            if d >= MIN_LEASE_RENEW {
+                return Some(Some((d, text, f)));
+            }
+            ctx.error(
+                f.span(),
+                format!(
+                    "lease_renew: {text} is shorter than the minimum of {}",
+                    format_duration(MIN_LEASE_RENEW)
+                ),
+                Some(
+                    "every renewal is a Raft commit written to disk on a majority; the default \
+                     is lease / 4"
+                        .to_string(),
+                ),
+            );
+            None
+        }),
+    };
+    let margin: Option<Written<'a, '_>> = match sec.get("lease_margin") {
+        None => Some(None),
+        Some(f) => ctx.duration(f).and_then(|(d, text)| {
+            if !d.is_zero() {
+                return Some(Some((d, text, f)));
+            }
+            ctx.error(
+                f.span(),
+                "lease_margin: must be longer than 0s".to_string(),
+                Some(
+                    "the margin absorbs the difference between the holder's and the leader's \
+                     clock rates: without it both could hold a VIP at once; the default is \
+                     lease / 10"
+                        .to_string(),
+                ),
+            );
+            None
+        }),
+    };
+    let (lease, renew, margin) = (lease?, renew?, margin?);
+
+    let l = lease.map_or(DEFAULT_LEASE, |(d, _, _)| d);
+    let of_lease = match lease {
+        Some((_, text, _)) => format!("lease = \"{text}\""),
+        None => format!("the default lease of {}", format_duration(l)),
+    };
+    // Suggestions in whole milliseconds, which read better and stay within the rules (the
+    // lease is at least 100ms).
+    let suggest = |d: Duration| format_duration(Duration::from_millis(d.as_millis() as u64));
+    let (renew_default, margin_default) = (l / 4, l / 10);
+    let mut ok = true;
+    if let Some((r, text, f)) = renew {
+        if r.saturating_mul(2) >= l {
+            ctx.error(
+                f.span(),
+                format!(
+                    "lease_renew: {text} is too long for {of_lease}: the renew interval must be \
+                     shorter than half the lease"
+                ),
+                Some(format!(
+                    "a lost renewal needs a retry before the lease runs out; like lease_renew = \
+                     \"{}\" (lease / 4, the default)",
+                    suggest(renew_default)
+                )),
+            );
+            ok = false;
+        }
+    }
+    if let Some((m, text, f)) = margin {
+        if m.saturating_mul(2) >= l {
+            ctx.error(
+                f.span(),
+                format!(
+                    "lease_margin: {text} is too big for {of_lease}: the margin must be shorter \
+                     than half the lease"
+                ),
+                Some(format!(
+                    "the holder gives its VIPs up one margin before its lease ends, and clocks \
+                     drift far less than half a lease; like lease_margin = \"{}\" (lease / 10, \
+                     the default)",
+                    suggest(margin_default)
+                )),
+            );
+            ok = false;
+        }
+    }
+    let r = renew.map_or(renew_default, |(d, _, _)| d);
+    let m = margin.map_or(margin_default, |(d, _, _)| d);
+    // Saturating: a written value may be as large as a duration string allows.
+    if ok && r.saturating_add(m).saturating_mul(2) >= l {
+        // The defaults (lease / 4 + lease / 10) always pass, so one of the two is written:
+        // point at it.
+        let (key, text, other, f) = match (renew, margin) {
+            (Some((_, text, f)), Some((_, other, _))) => (
+                "lease_renew",
+                text,
+                format!("lease_margin = \"{other}\""),
+                f,
+            ),
+            (Some((_, text, f)), None) => (
+                "lease_renew",
+                text,
+                format!("the default lease_margin of {}", format_duration(m)),
+                f,
+            ),
+            (None, Some((_, text, f))) => (
+                "lease_margin",
+                text,
+                format!("the default lease_renew of {}", format_duration(r)),
+                f,
+            ),
+            // Not reached; no panic in the daemon's reload path all the same.
+            (None, None) => {
+                return Some(LeaseTiming {
+                    lease: l,
+                    renew: r,
+                    margin: m,
+                })
+            }
+        };
+        ctx.error(
+            f.span(),
+            format!(
+                "{key}: {text} with {other} leaves no time to retry a lost renewal before the \
+                 holder must let go ({of_lease})"
+            ),
+            Some(format!(
+                "the retry goes out 2 × lease_renew after the last committed renewal and must \
+                 still have a margin to commit before lease − lease_margin: keep \
+                 2 × (lease_renew + lease_margin) below the lease, like lease_renew = \"{}\" \
+                 and lease_margin = \"{}\" (the defaults)",
+                suggest(renew_default),
+                suggest(margin_default)
+            )),
+        );
+        ok = false;
+    }
+    ok.then_some(LeaseTiming {
+        lease: l,
+        renew: r,
+        margin: m,
+    })
+}
+
+/// Quorum mode grants VIPs through the Raft log, which needs a `[cluster]` whose majority
+/// survives one failure. `modes`: where each `mode = "quorum"` is.
+pub(super) fn quorum_rules(
+    ctx: &mut Ctx<'_>,
+    modes: &[Option<Span>],
+    cluster_field: Option<&Field<'_>>,
+    cluster: Option<&ClusterOut>,
+    cluster_misspelt: bool,
+) {
+    let problem = match (cluster_field, cluster) {
+        // A misspelt [cluster] was reported as such.
+        (None, _) if !cluster_misspelt => (
+            "mode: \"quorum\" needs a [cluster] section".to_string(),
+            format!(
+                "quorum mode hands out VIP leases through the cluster's Raft log: add [cluster] \
+                 with at least {MIN_QUORUM_MEMBERS} nodes (two load balancers and an arbiter) \
+                 and a [[heartbeat]], or use mode = \"vrrp\""
+            ),
+        ),
+        // Fewer than two was reported already; two is a cluster, but not a quorum one.
+        (Some(_), Some(c))
+            if c.member_count
+                .is_some_and(|n| (2..MIN_QUORUM_MEMBERS).contains(&n)) =>
+        {
+            (
+                format!(
+                    "mode: \"quorum\" needs at least {MIN_QUORUM_MEMBERS} [cluster] nodes (voters \
+                 and arbiters), found {}",
+                    c.member_count.unwrap_or(0)
+                ),
+                "with two nodes the Raft majority is both of them, so losing either stops every \
+             lease: add an arbiter node, which votes but never holds a VIP, to [cluster] nodes, \
+             like { name = \"arb\", address = \"...\", role = \"arbiter\" }"
+                    .to_string(),
+            )
+        }
+        _ => return,
+    };
+    for span in modes {
+        ctx.error(span.clone(), problem.0.clone(), Some(problem.1.clone()));
+    }
+}
+
+/// The Raft transport listens on this node's `[cluster]` address at `raft_port`: a TCP
+/// heartbeat bound there on the same port would keep one of the two from starting.
+pub(super) fn raft_port_is_free(ctx: &mut Ctx<'_>, cluster: &ClusterOut, tcp: &[TcpPort]) {
+    let (Some((raft_port, raft_span)), Some(addrs)) = (&cluster.raft_port, &cluster.addresses)
+    else {
+        return;
+    };
+    let own = addrs.own;
+    let Some(hb) = tcp
+        .iter()
+        .find(|t| t.port == *raft_port && t.bind.is_none_or(|b| b == own || b.is_unspecified()))
+    else {
+        return;
+    };
+    match raft_span {
+        Some(span) => {
+            let at = ctx.where_is(&hb.span);
+            ctx.error(
+                Some(span.clone()),
+                format!("raft_port: {raft_port} is also the port of a tcp [[heartbeat]]"),
+                Some(format!(
+                    "both listen on TCP at this node's [cluster] address ({own}); the heartbeat's \
+                     port is at {at}: give one of them another port"
+                )),
+            );
+        }
+        None => ctx.error(
+            hb.span.clone(),
+            format!("port: {raft_port} is the Raft transport's TCP port (the default raft_port)"),
+            Some(format!(
+                "both listen on TCP at this node's [cluster] address ({own}): choose another \
+                 port for this heartbeat, or set raft_port in [cluster]"
+            )),
+        ),
+    }
 }
 
 /// Frames carry names of at most 64 bytes.
@@ -264,8 +585,9 @@ fn check_name_len(ctx: &mut Ctx<'_>, key: &str, span: Option<Span>, s: &str) -> 
 }
 
 /// The entries of `nodes`, each checked on its own; whether every entry was a table (else the
-/// names are not all known); and whether there are enough.
-fn node_entries<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> (Vec<EntryOut>, bool, bool) {
+/// names are not all known); and how many entries there are (`None`: not a list). Fewer than
+/// two is reported here.
+fn node_entries<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> (Vec<EntryOut>, bool, Option<usize>) {
     const ENTRY: &str = "{ name = \"lb1\", address = \"10.0.0.1\" }";
     let mut complete = true;
     let tables: Vec<(TableRef<'a>, Option<Span>)> = match f.node {
@@ -311,15 +633,14 @@ fn node_entries<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> (Vec<EntryOut>, bool, b
                 format!("nodes: expected an array, found {}", other.type_name()),
                 Some(format!("write nodes = [{ENTRY}, ...]")),
             );
-            return (Vec::new(), false, false);
+            return (Vec::new(), false, None);
         }
     };
     let count = match f.node {
         Node::Value(Value::Array(a)) => a.len(),
         _ => tables.len(),
     };
-    let enough = count >= 2;
-    if !enough {
+    if count < 2 {
         let found = match count {
             0 => "none".to_string(),
             n => n.to_string(),
@@ -337,7 +658,7 @@ fn node_entries<'a>(ctx: &mut Ctx<'a>, f: &Field<'a>) -> (Vec<EntryOut>, bool, b
         .into_iter()
         .map(|(t, span)| node_entry(ctx, t, span))
         .collect();
-    (entries, complete, enough)
+    (entries, complete, Some(count))
 }
 
 fn node_entry<'a>(ctx: &mut Ctx<'a>, table: TableRef<'a>, span: Option<Span>) -> EntryOut {
@@ -642,15 +963,64 @@ struct HeartbeatOut {
     device: Option<(String, Option<Span>)>,
 }
 
-/// Every `[[heartbeat]]`, and the rules between them and `[cluster]`. `None` when there is a
-/// problem (reported).
+/// A valid tcp heartbeat's port, for the Raft port rule.
+pub(super) struct TcpPort {
+    port: u16,
+    span: Option<Span>,
+    bind: Option<IpAddr>,
+}
+
+pub(super) struct HeartbeatsOut {
+    /// `None` when there is a problem (reported).
+    pub(super) list: Option<Vec<Heartbeat>>,
+    pub(super) tcp_ports: Vec<TcpPort>,
+}
+
+/// Every `[[heartbeat]]`, and the rules between them and `[cluster]`.
 pub(super) fn heartbeats<'a>(
     ctx: &mut Ctx<'a>,
     field: Option<&Field<'a>>,
     cluster_field: Option<&Field<'a>>,
     cluster: Option<&ClusterOut>,
     misspelt: Misspelt,
-) -> Option<Vec<Heartbeat>> {
+) -> HeartbeatsOut {
+    let list = heartbeat_list(ctx, field, cluster_field, cluster, misspelt);
+    let tcp_ports = list.outs.iter().filter_map(|o| {
+        let (Some(hb), Some((port, span))) = (&o.heartbeat, &o.port) else {
+            return None;
+        };
+        let HeartbeatKind::Tcp { bind, .. } = hb.kind else {
+            return None;
+        };
+        Some(TcpPort {
+            port: *port,
+            span: span.clone(),
+            bind,
+        })
+    });
+    let tcp_ports = tcp_ports.collect();
+    HeartbeatsOut {
+        list: list
+            .ok
+            .then(|| list.outs.into_iter().map(|o| o.heartbeat).collect())
+            .flatten(),
+        tcp_ports,
+    }
+}
+
+struct HeartbeatList {
+    outs: Vec<HeartbeatOut>,
+    /// False when a problem was reported.
+    ok: bool,
+}
+
+fn heartbeat_list<'a>(
+    ctx: &mut Ctx<'a>,
+    field: Option<&Field<'a>>,
+    cluster_field: Option<&Field<'a>>,
+    cluster: Option<&ClusterOut>,
+    misspelt: Misspelt,
+) -> HeartbeatList {
     let Some(field) = field else {
         // A [cluster] that is not a table was reported as such.
         if let Some(cf) = cluster_field.filter(|f| f.node.as_table().is_some()) {
@@ -667,10 +1037,16 @@ pub(super) fn heartbeats<'a>(
                             .to_string(),
                     ),
                 );
-                return None;
+                return HeartbeatList {
+                    outs: Vec::new(),
+                    ok: false,
+                };
             }
         }
-        return Some(Vec::new());
+        return HeartbeatList {
+            outs: Vec::new(),
+            ok: true,
+        };
     };
     let tables = section_tables(ctx, field);
     let mut ok = tables.complete;
@@ -700,8 +1076,7 @@ pub(super) fn heartbeats<'a>(
         outs.push(heartbeat(ctx, table, fallback, addresses));
     }
     ok &= cross_check(ctx, &outs);
-    let list: Option<Vec<Heartbeat>> = outs.into_iter().map(|o| o.heartbeat).collect();
-    ok.then_some(list).flatten()
+    HeartbeatList { outs, ok }
 }
 
 fn heartbeat<'a>(
@@ -1218,7 +1593,7 @@ fn cross_check(ctx: &mut Ctx<'_>, outs: &[HeartbeatOut]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{parse, Config, Origin};
+    use crate::{parse, Config, Mode, Origin};
     use std::path::Path;
 
     /// A voter lb1 with one instance, as in lib.rs's tests.
@@ -1939,24 +2314,325 @@ address = "10.0.0.2"
         );
     }
 
+    const ARB: &str = "  { name = \"arb\", address = \"10.0.0.3\", role = \"arbiter\" },\n";
+
+    /// CLUSTER with an arbiter as third member.
+    fn three() -> String {
+        CLUSTER.replace("10.0.0.2\" },\n", &format!("10.0.0.2\" }},\n{ARB}"))
+    }
+
+    /// MINIMAL with its instance in quorum mode (`mode` is on line 9, column 8).
+    fn quorum() -> String {
+        MINIMAL.replace(
+            "virtual_router_id = 51",
+            "virtual_router_id = 51\nmode = \"quorum\"",
+        )
+    }
+
+    /// A quorum instance in the three-node cluster with `keys` added to [cluster].
+    fn with_lease_keys(keys: &str) -> String {
+        format!(
+            "{}{}{MCAST}",
+            quorum(),
+            three().replace("nodes = [", &format!("{keys}\nnodes = ["))
+        )
+    }
+
     #[test]
-    fn quorum_mode_is_not_supported_yet() {
-        assert_one_error(
-            &MINIMAL.replace(
-                "virtual_router_id = 51",
-                "virtual_router_id = 51\nmode = \"quorum\"",
+    fn quorum_mode_gets_the_lease_defaults() {
+        let c = parse_ok(&format!("{}{}{MCAST}", quorum(), three()));
+        assert_eq!(c.vrrp_instances[0].mode, Mode::Quorum);
+        assert_eq!(c.vrrp_instances[0].mode.name(), "quorum");
+        assert!(c.raft_enabled());
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            (
+                cluster.lease,
+                cluster.lease_renew,
+                cluster.lease_margin,
+                cluster.raft_port
             ),
-            "mode: \"quorum\" is not supported by this build yet",
-            "quorum",
+            (
+                Duration::from_secs(1),
+                Duration::from_millis(250),
+                Duration::from_millis(100),
+                5410
+            )
+        );
+        let voters: Vec<&str> = cluster.voters().map(|n| n.name.as_str()).collect();
+        assert_eq!(voters, ["lb1", "lb2"]);
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            c.raft_peers(),
+            [
+                ("lb1", sa("10.0.0.1:5410"), Role::Voter),
+                ("lb2", sa("10.0.0.2:5410"), Role::Voter),
+                ("arb", sa("10.0.0.3:5410"), Role::Arbiter),
+            ]
+        );
+        // The derived defaults follow the lease.
+        let c = parse_ok(&with_lease_keys("lease = \"2s\"\nraft_port = 7000"));
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            (cluster.lease_renew, cluster.lease_margin),
+            (Duration::from_millis(500), Duration::from_millis(200))
+        );
+        assert_eq!(c.raft_peers()[2].1, sa("10.0.0.3:7000"));
+        // Written values are taken as they are, up to the edges of the rules.
+        let c = parse_ok(&with_lease_keys(
+            "lease = \"100ms\"\nlease_renew = \"10ms\"\nlease_margin = \"39ms\"",
+        ));
+        let cluster = c.cluster.unwrap();
+        assert_eq!(
+            (cluster.lease, cluster.lease_renew, cluster.lease_margin),
+            (
+                Duration::from_millis(100),
+                Duration::from_millis(10),
+                Duration::from_millis(39)
+            )
+        );
+        parse_ok(&with_lease_keys("lease = \"60s\""));
+        parse_ok(&with_lease_keys(
+            "lease_renew = \"399ms\"\nlease_margin = \"100ms\"",
+        ));
+    }
+
+    #[test]
+    fn raft_runs_for_a_quorum_instance_or_an_arbiter() {
+        // A pure-VRRP pair: no Raft, yet the lease keys are accepted as cluster-wide facts.
+        let c = parse_ok(&format!(
+            "{MINIMAL}{}{MCAST}",
+            CLUSTER.replace("nodes = [", "lease = \"3s\"\nnodes = [")
+        ));
+        assert!(!c.raft_enabled());
+        assert_eq!(c.cluster.as_ref().unwrap().lease, Duration::from_secs(3));
+        assert_eq!(c.raft_peers().len(), 2);
+        // An arbiter among the members runs Raft on every node, whatever the modes.
+        assert!(parse_ok(&format!("{MINIMAL}{}{MCAST}", three())).raft_enabled());
+        // Three voters, no arbiter.
+        let voters = three().replace(", role = \"arbiter\"", "");
+        let c = parse_ok(&format!("{}{voters}{MCAST}", quorum()));
+        assert!(c.raft_enabled());
+        assert_eq!(c.cluster.as_ref().unwrap().voters().count(), 3);
+        let c = parse_ok(MINIMAL);
+        assert!(!c.raft_enabled());
+        assert!(c.raft_peers().is_empty());
+    }
+
+    #[test]
+    fn quorum_mode_needs_a_cluster_of_three() {
+        assert_eq!(
+            parse_err(&quorum()),
+            "t.toml:9:8: mode: \"quorum\" needs a [cluster] section\n  hint: quorum mode hands \
+             out VIP leases through the cluster's Raft log: add [cluster] with at least 3 nodes \
+             (two load balancers and an arbiter) and a [[heartbeat]], or use mode = \"vrrp\"\n"
+        );
+        assert_eq!(
+            parse_err(&format!("{}{CLUSTER}{MCAST}", quorum())),
+            "t.toml:9:8: mode: \"quorum\" needs at least 3 [cluster] nodes (voters and \
+             arbiters), found 2\n  hint: with two nodes the Raft majority is both of them, so \
+             losing either stops every lease: add an arbiter node, which votes but never holds \
+             a VIP, to [cluster] nodes, like { name = \"arb\", address = \"...\", role = \
+             \"arbiter\" }\n"
+        );
+        // Each quorum instance is pointed at.
+        let second = "\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth1\"\n\
+                      virtual_router_id = 52\nvirtual_ipaddress = [\"192.0.2.101/24\"]\n\
+                      mode = \"quorum\"\n";
+        let got = parse_err(&format!("{}{second}", quorum()));
+        assert_eq!(got.matches("needs a [cluster] section").count(), 2, "{got}");
+        // Mistakes about the cluster itself are not echoed by the mode.
+        assert_one_error(
+            &format!(
+                "{}{}{MCAST}",
+                quorum(),
+                CLUSTER.replace("  { name = \"lb2\", address = \"10.0.0.2\" },\n", "")
+            ),
+            "nodes: a cluster needs at least two nodes, found 1",
+            "one node",
         );
         assert_one_error(
             &format!(
-                "{MINIMAL}{}{MCAST}",
-                CLUSTER.replace("nodes = [", "lease = \"1s\"\nnodes = [")
+                "{}{}{MCAST}",
+                quorum(),
+                three().replace("[cluster]", "[clustre]")
             ),
-            "\"lease\" in [cluster] is not supported by this build yet",
-            "lease",
+            "unknown section [clustre]",
+            "misspelt cluster",
         );
+        assert_one_error(
+            &format!("cluster = 1\n{}", quorum()),
+            "cluster: expected a table, found an integer",
+            "cluster not a table",
+        );
+        assert_one_error(
+            &format!("{}{}{MCAST}", quorum(), three().replace(ARB, "  2,\n")),
+            "nodes: expected a table, found an integer",
+            "three entries, one broken",
+        );
+        // A misspelt mode gets a suggestion among both.
+        assert_one_error(
+            &MINIMAL.replace(
+                "virtual_router_id = 51",
+                "virtual_router_id = 51\nmode = \"qorum\"",
+            ),
+            "mode: unknown mode \"qorum\"\n  hint: did you mean \"quorum\"? mode is \"vrrp\" or \
+             \"quorum\"",
+            "qorum",
+        );
+    }
+
+    #[test]
+    fn an_arbiter_needs_a_cluster() {
+        let arbiter = "[node]\nname = \"arb\"\nrole = \"arbiter\"\n";
+        assert_eq!(
+            parse_err(arbiter),
+            "t.toml:3:8: role: an arbiter needs a [cluster] section\n  hint: an arbiter only \
+             votes in the cluster's Raft quorum: add [cluster] with name, key_file and nodes \
+             (this node among them with role = \"arbiter\"), and a [[heartbeat]]\n"
+        );
+        let c = parse_ok(&format!("{arbiter}{}{MCAST}", three()));
+        assert!(c.raft_enabled());
+        assert!(c.vrrp_instances.is_empty());
+        assert_one_error(
+            &format!(
+                "{arbiter}{}{MCAST}",
+                three().replace("[cluster]", "[clustr]")
+            ),
+            "unknown section [clustr]",
+            "misspelt cluster",
+        );
+    }
+
+    /// Each case adds keys to the [cluster] of a three-node quorum config and gives one
+    /// diagnostic.
+    #[test]
+    fn lease_rules() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "lease = \"50ms\"",
+                "t.toml:15:9: lease: 50ms is shorter than the minimum of 100ms\n  hint: the \
+                 holder renews several times per lease, and each renewal is a Raft commit \
+                 written to disk on a majority; the default is \"1s\"",
+            ),
+            (
+                "lease = \"61s\"",
+                "lease: 61s is longer than the maximum of 1m\n  hint: the VIPs of a failed \
+                 holder stay down for about one lease; the default is \"1s\"",
+            ),
+            ("lease = 1", "write \"1s\" if you mean seconds"),
+            ("lease = \"1 s\"", "lease: invalid duration \"1 s\""),
+            (
+                "lease_renew = \"500ms\"",
+                "lease_renew: 500ms is too long for the default lease of 1s: the renew interval \
+                 must be shorter than half the lease\n  hint: a lost renewal needs a retry \
+                 before the lease runs out; like lease_renew = \"250ms\" (lease / 4, the \
+                 default)",
+            ),
+            (
+                "lease = \"2s\"\nlease_renew = \"1.5s\"",
+                "lease_renew: 1.5s is too long for lease = \"2s\"",
+            ),
+            (
+                "lease = \"333ms\"\nlease_renew = \"200ms\"",
+                "like lease_renew = \"83ms\"",
+            ),
+            (
+                "lease_renew = \"5ms\"",
+                "lease_renew: 5ms is shorter than the minimum of 10ms",
+            ),
+            (
+                "lease_margin = \"0s\"",
+                "lease_margin: must be longer than 0s\n  hint: the margin absorbs",
+            ),
+            (
+                "lease_margin = \"500ms\"",
+                "lease_margin: 500ms is too big for the default lease of 1s: the margin must be \
+                 shorter than half the lease",
+            ),
+            (
+                "lease_renew = \"300ms\"\nlease_margin = \"250ms\"",
+                "t.toml:15:15: lease_renew: 300ms with lease_margin = \"250ms\" leaves no time to \
+                 retry a lost renewal before the holder must let go (the default lease of 1s)\n  \
+                 hint: the retry goes out 2 × lease_renew after the last committed renewal and \
+                 must still have a margin to commit before lease − lease_margin: keep \
+                 2 × (lease_renew + lease_margin) below the lease, like lease_renew = \"250ms\" \
+                 and lease_margin = \"100ms\" (the defaults)",
+            ),
+            (
+                "lease_renew = \"400ms\"",
+                "lease_renew: 400ms with the default lease_margin of 100ms leaves no time",
+            ),
+            (
+                "lease = \"2s\"\nlease_margin = \"800ms\"",
+                "lease_margin: 800ms with the default lease_renew of 500ms leaves no time to \
+                 retry a lost renewal before the holder must let go (lease = \"2s\")",
+            ),
+            (
+                "raft_port = 0",
+                "raft_port: must be 1 to 65535, found 0\n  hint: the TCP port the Raft transport \
+                 listens on at every member's address, the same on every node; the default is \
+                 5410",
+            ),
+            (
+                "raft_port = 65536",
+                "raft_port: must be 1 to 65535, found 65536",
+            ),
+            (
+                "raft_port = \"5410\"",
+                "raft_port: expected an integer, found a string",
+            ),
+            ("lease_renw = \"1s\"", "did you mean \"lease_renew\"?"),
+            (
+                "lease_renew = \"10000000000000000000s\"",
+                "lease_renew: 10000000000000000000s is too long",
+            ),
+            (
+                "lease_margin = \"10000000000000000000s\"",
+                "lease_margin: 10000000000000000000s is too big",
+            ),
+        ];
+        for (keys, want) in cases {
+            assert_one_error(&with_lease_keys(keys), want, keys);
+        }
+        // Each key's own mistake is reported even when another key is wrong too.
+        let got = parse_err(&with_lease_keys(
+            "lease = \"10ms\"\nlease_renew = \"1ms\"\nlease_margin = \"0s\"\nraft_port = 0",
+        ));
+        assert_eq!(got.matches("t.toml:").count(), 4, "{got}");
+    }
+
+    #[test]
+    fn the_raft_port_is_not_a_tcp_heartbeat_port() {
+        let tcp = |port: u16, extra: &str| {
+            format!("\n[[heartbeat]]\nkind = \"tcp\"\nport = {port}\n{extra}\n")
+        };
+        let base = format!("{}{}", quorum(), three());
+        assert_one_error(
+            &format!("{base}{}", tcp(5410, "")),
+            "t.toml:23:8: port: 5410 is the Raft transport's TCP port (the default raft_port)\n  \
+             hint: both listen on TCP at this node's [cluster] address (10.0.0.1): choose \
+             another port for this heartbeat, or set raft_port in [cluster]",
+            "default raft port",
+        );
+        assert_one_error(
+            &format!(
+                "{}{}{}",
+                quorum(),
+                three().replace("nodes = [", "raft_port = 5406\nnodes = ["),
+                tcp(5406, "bind = \"0.0.0.0\"")
+            ),
+            "t.toml:15:13: raft_port: 5406 is also the port of a tcp [[heartbeat]]\n  hint: both \
+             listen on TCP at this node's [cluster] address (10.0.0.1); the heartbeat's port is \
+             at line 24, column 8: give one of them another port",
+            "explicit raft port",
+        );
+        // Another local address, another protocol, or no Raft at all: no clash.
+        parse_ok(&format!("{base}{}", tcp(5410, "bind = \"10.0.9.1\"")));
+        parse_ok(&format!(
+            "{base}\n[[heartbeat]]\nkind = \"udp-unicast\"\nport = 5410\n"
+        ));
+        parse_ok(&format!("{MINIMAL}{CLUSTER}{}", tcp(5410, "")));
     }
 
     #[test]

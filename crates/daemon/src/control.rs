@@ -31,6 +31,16 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Quorum mode: set or clear a node's standby flag through the Raft log.
+    Standby {
+        node: String,
+        standby: bool,
+    },
+    /// Quorum mode: prefer `node` for `group` (a graceful move), or clear the preference.
+    Move {
+        group: String,
+        node: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

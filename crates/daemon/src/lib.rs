@@ -14,6 +14,7 @@ mod events;
 pub mod fencing;
 mod membership;
 mod notify;
+mod quorum;
 mod runtime;
 pub mod status;
 pub mod tracking;

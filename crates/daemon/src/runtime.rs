@@ -15,20 +15,23 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use tandem_config::{Authentication, CheckKind, Config, IpPrefix, VrrpInstance, VrrpVersion};
+use tandem_config::{Authentication, CheckKind, Config, IpPrefix, Mode, VrrpInstance, VrrpVersion};
 use tandem_health::{HealthEvent, HealthHandle, HealthRunner, Status as CheckVerdict};
 use tandem_netio::{
     vrrp_group, Gratuitous, InterfaceInfo, LinkEvent, LinkMonitor, Netlink, RecvMeta, VrrpSocket,
 };
+use tandem_quorum::node::Op;
+use tandem_quorum::{QuorumHandle, QuorumView};
 use tandem_vrrp::{Action, Auth, Instance, InstanceConfig, State, Version};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::control::{self, Pending, Request, Response};
 use crate::deadline::Deadline;
 use crate::events::EventLog;
 use crate::membership::{self, Peers};
 use crate::notify::Notifier;
+use crate::quorum;
 use crate::status::{InstanceStatus, SocketStatus, StatusReport};
 use crate::tracking::{self, Effective, Item, ItemKind, ItemState};
 
@@ -52,6 +55,8 @@ enum Wake {
     Health(HealthEvent),
     Membership(Option<tandem_heartbeat::Event>),
     Link(Option<LinkEvent>),
+    /// The quorum layer published a new view (false: it stopped).
+    Quorum(bool),
     Timer,
 }
 
@@ -97,6 +102,8 @@ struct Inst {
     /// A peer master this backup has heard since it last changed state: only a takeover
     /// from a master that was there can be a split (not the first election at start-up).
     heard_master: Option<IpAddr>,
+    /// Quorum mode: the end of our lease by our clock while we hold it.
+    lease_until: Option<Instant>,
 }
 
 /// Run the daemon until SIGTERM / SIGINT. On a clean stop every master sends priority 0 and
@@ -108,6 +115,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Heartbeats first, so peers are known before any instance can take over.
     let mut hb = membership::start(&config)?;
     let mut d = Daemon::build(&config, &nl).await?;
+    // Quorum instances start lease-gated (Backup): nothing is held before Raft says so.
+    if let Some(h) = quorum::start(&config)? {
+        d.qview = Some(h.view());
+        d.quorum = Some(h);
+    }
     let (health, mut health_rx) = HealthRunner::spawn(health_specs(&config))
         .map_err(|e| anyhow::anyhow!("health checks: {e}"))?;
     d.health = Some(health);
@@ -145,6 +157,11 @@ struct Daemon {
     notifier: Notifier,
     events: EventLog,
     peers: Peers,
+    me: String,
+    quorum: Option<QuorumHandle>,
+    qview: Option<watch::Receiver<std::sync::Arc<QuorumView>>>,
+    /// Per quorum group, the epoch whose lease we already gave back after a move.
+    released: HashMap<String, u64>,
 }
 
 fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> InstanceConfig {
@@ -184,7 +201,7 @@ fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> Instanc
         garp_master_refresh_repeat: c.garp_master_refresh_repeat,
         garp_lower_prio_repeat: c.garp_lower_prio_repeat,
         higher_prio_send_advert: c.higher_prio_send_advert,
-        lease_gated: false,
+        lease_gated: c.mode == Mode::Quorum,
     }
 }
 
@@ -287,6 +304,10 @@ impl Daemon {
             notifier: Notifier::spawn(),
             events: EventLog::new(),
             peers: Peers::new(config),
+            me: config.node.name.clone(),
+            quorum: None,
+            qview: None,
+            released: HashMap::new(),
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
         let now = Instant::now();
@@ -389,6 +410,7 @@ impl Daemon {
                 split: None,
                 prio0_seen: 0,
                 heard_master: None,
+                lease_until: None,
             });
         }
 
@@ -529,6 +551,88 @@ impl Daemon {
             }
             inst.effective = eff;
         }
+        self.report_quorum();
+    }
+
+    /// Our quorum groups and effective priorities, for the coordinator.
+    fn report_quorum(&self) {
+        if let Some(h) = &self.quorum {
+            h.set_reports(quorum::reports(
+                self.insts
+                    .iter()
+                    .filter(|i| i.cfg.mode == Mode::Quorum)
+                    .map(|i| {
+                        (
+                            i.cfg.name.as_str(),
+                            quorum::report(i.effective.priority, i.effective.fault, i.cfg.preempt),
+                        )
+                    }),
+            ));
+        }
+    }
+
+    /// Hand the quorum layer's view to the lease-gated instances: each may be Master only
+    /// while our lease is valid by our own clock.
+    fn apply_quorum(&mut self, now: Instant) {
+        let Some(rx) = self.qview.as_mut() else {
+            return;
+        };
+        let view = rx.borrow_and_update().clone();
+        for inst in &mut self.insts {
+            if inst.cfg.mode != Mode::Quorum {
+                continue;
+            }
+            let g = view.groups.get(&inst.cfg.name);
+            let until = g.and_then(|g| g.held_until).filter(|t| *t > now);
+            inst.lease_until = until;
+            let held = until.is_some();
+            if held != inst.core.lease_held() {
+                let holder = g.and_then(|g| g.holder.clone());
+                let epoch = g.map_or(0, |g| g.epoch);
+                tracing::info!(instance = %inst.cfg.name, held, epoch, holder = ?holder, "lease");
+                self.events.emit(serde_json::json!({
+                    "type": "lease", "instance": inst.cfg.name, "held": held,
+                    "epoch": epoch, "holder": holder,
+                }));
+                inst.core.set_lease(now, held);
+            }
+        }
+    }
+
+    /// After a planned move asked us to let go: once the VIPs are gone, give the lease back
+    /// so the new holder does not have to wait for it to run out.
+    fn send_releases(&mut self) {
+        let (Some(h), Some(rx)) = (&self.quorum, &self.qview) else {
+            return;
+        };
+        let view = rx.borrow().clone();
+        for inst in &self.insts {
+            if inst.cfg.mode != Mode::Quorum || inst.vips_held || inst.core.lease_held() {
+                continue;
+            }
+            let Some(g) = view.groups.get(&inst.cfg.name) else {
+                continue;
+            };
+            if g.holder.as_deref() != Some(self.me.as_str())
+                || g.releasing_to.is_none()
+                || self.released.get(&inst.cfg.name) == Some(&g.epoch)
+            {
+                continue;
+            }
+            self.released.insert(inst.cfg.name.clone(), g.epoch);
+            let (h, group, epoch) = (h.clone(), inst.cfg.name.clone(), g.epoch);
+            tokio::spawn(async move {
+                if let Err(e) = h
+                    .op(Op::Release {
+                        group: group.clone(),
+                        epoch,
+                    })
+                    .await
+                {
+                    tracing::warn!(%group, epoch, error = %e, "lease release failed; it will run out instead");
+                }
+            });
+        }
     }
 
     async fn main_loop(
@@ -576,7 +680,11 @@ impl Daemon {
                 .iter()
                 .filter_map(|i| i.core.poll_timeout())
                 .min();
-            for extra in [next_watchdog, self.next_file_poll].into_iter().flatten() {
+            let lease_end = self.insts.iter().filter_map(|i| i.lease_until).min();
+            for extra in [next_watchdog, self.next_file_poll, lease_end]
+                .into_iter()
+                .flatten()
+            {
                 deadline = Some(deadline.map_or(extra, |d| d.min(extra)));
             }
             let armed_for = deadline;
@@ -585,6 +693,7 @@ impl Daemon {
                 .context("arming the event loop's timerfd")?;
             let wake = {
                 let sockets = &self.sockets;
+                let qview = &mut self.qview;
                 let rbuf = &mut rbuf;
                 tokio::select! {
                     biased;
@@ -600,6 +709,12 @@ impl Daemon {
                             None => std::future::pending().await,
                         }
                     } => Wake::Membership(ev),
+                    r = async {
+                        match qview.as_mut() {
+                            Some(rx) => rx.changed().await,
+                            None => std::future::pending().await,
+                        }
+                    } => Wake::Quorum(r.is_ok()),
                     (i, r) = poll_fn(|cx| {
                         for (i, s) in sockets.iter().enumerate() {
                             if let Poll::Ready(r) = s.sock.poll_recv(cx, rbuf) {
@@ -642,6 +757,24 @@ impl Daemon {
                         Request::Events { .. } => {
                             Response::error("events are streamed by the control task")
                         }
+                        Request::Standby { node, standby } => {
+                            match self.quorum_op(config, Op::Standby { node, standby }) {
+                                Ok(op) => {
+                                    self.spawn_op(op, p.reply);
+                                    continue;
+                                }
+                                Err(e) => Response::error(e),
+                            }
+                        }
+                        Request::Move { group, node } => {
+                            match self.quorum_op(config, Op::Prefer { group, node }) {
+                                Ok(op) => {
+                                    self.spawn_op(op, p.reply);
+                                    continue;
+                                }
+                                Err(e) => Response::error(e),
+                            }
+                        }
                     };
                     let _ = p.reply.send(resp);
                 }
@@ -667,6 +800,10 @@ impl Daemon {
                 }
                 Wake::Membership(None) => {
                     bail!("the heartbeat driver stopped");
+                }
+                Wake::Quorum(true) => self.apply_quorum(Instant::now()),
+                Wake::Quorum(false) => {
+                    bail!("the Raft member stopped; no lease can be renewed");
                 }
                 Wake::Health(ev) => {
                     tracing::info!(
@@ -705,6 +842,13 @@ impl Daemon {
                             inst.core.handle_timeout(now);
                         }
                     }
+                    if self
+                        .insts
+                        .iter()
+                        .any(|i| i.lease_until.is_some_and(|t| t <= now))
+                    {
+                        self.apply_quorum(now);
+                    }
                     if self.next_file_poll.is_some_and(|t| t <= now) {
                         self.next_file_poll = Some(now + FILE_POLL);
                         if self.poll_files() {
@@ -720,6 +864,7 @@ impl Daemon {
                 }
             }
             self.run_actions(nl).await;
+            self.send_releases();
         }
 
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
@@ -729,6 +874,7 @@ impl Daemon {
             inst.core.shutdown(now);
         }
         self.run_actions(nl).await;
+        self.release_leases().await;
         Ok(())
     }
 
@@ -918,6 +1064,91 @@ impl Daemon {
         }
     }
 
+    /// Checks an operator's quorum request against the config before it goes to the log.
+    fn quorum_op(&self, config: &Config, op: Op) -> Result<Op, String> {
+        if self.quorum.is_none() {
+            return Err(
+                "this node runs no quorum: [cluster] with a mode = \"quorum\" instance or an \
+                 arbiter is needed"
+                    .to_string(),
+            );
+        }
+        let cluster = config.cluster.as_ref();
+        let voter = |n: &str| {
+            cluster
+                .and_then(|c| c.node(n))
+                .is_some_and(|m| m.role == tandem_config::Role::Voter)
+        };
+        match &op {
+            Op::Standby { node, .. } if !voter(node) => {
+                Err(format!("{node} is not a voter of [cluster] nodes"))
+            }
+            Op::Prefer { group, node } => {
+                let known = self
+                    .qview
+                    .as_ref()
+                    .is_some_and(|v| v.borrow().groups.contains_key(group))
+                    || config
+                        .vrrp_instances
+                        .iter()
+                        .any(|i| &i.name == group && i.mode == Mode::Quorum);
+                if !known {
+                    return Err(format!("{group} is not a quorum group"));
+                }
+                match node {
+                    Some(n) if !voter(n) => Err(format!("{n} is not a voter of [cluster] nodes")),
+                    _ => Ok(op),
+                }
+            }
+            _ => Ok(op),
+        }
+    }
+
+    /// Runs `op` through the log without holding up the event loop; replies when committed.
+    fn spawn_op(&self, op: Op, reply: tokio::sync::oneshot::Sender<Response>) {
+        let Some(h) = self.quorum.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let resp = match h.op(op).await {
+                Ok(()) => Response {
+                    ok: true,
+                    error: None,
+                    status: None,
+                },
+                Err(e) => Response::error(e),
+            };
+            let _ = reply.send(resp);
+        });
+    }
+
+    /// On a clean stop, after the VIPs are gone: give back every lease we hold so another
+    /// node takes over at once instead of after the lease runs out. Bounded in time.
+    async fn release_leases(&mut self) {
+        let (Some(h), Some(rx)) = (&self.quorum, &self.qview) else {
+            return;
+        };
+        let view = rx.borrow().clone();
+        for (group, g) in &view.groups {
+            if g.holder.as_deref() != Some(self.me.as_str()) {
+                continue;
+            }
+            let op = Op::Release {
+                group: group.clone(),
+                epoch: g.epoch,
+            };
+            match tokio::time::timeout(Duration::from_secs(1), h.op(op)).await {
+                Ok(Ok(())) => tracing::info!(%group, epoch = g.epoch, "lease released"),
+                Ok(Err(e)) => {
+                    tracing::warn!(%group, error = %e, "lease release failed; it will run out instead")
+                }
+                Err(_) => {
+                    tracing::warn!(%group, "lease release timed out; it will run out instead")
+                }
+            }
+        }
+    }
+
     async fn release_all(&mut self, nl: &Netlink) {
         for inst in &mut self.insts {
             if inst.vips_held {
@@ -990,6 +1221,10 @@ impl Daemon {
             instances,
             sockets,
             membership: None,
+            quorum: self
+                .qview
+                .as_ref()
+                .map(|v| quorum::status_json(&v.borrow(), now)),
             checks: self
                 .health
                 .as_ref()

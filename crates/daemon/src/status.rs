@@ -24,6 +24,9 @@ pub struct StatusReport {
     /// The heartbeat's view of peers and channels (`tandem links`), with `[cluster]` only.
     #[serde(default)]
     pub membership: Option<serde_json::Value>,
+    /// Quorum mode: Raft term, leader, indexes, members and each group's lease.
+    #[serde(default)]
+    pub quorum: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +194,9 @@ impl StatusReport {
                 "  dropped:  {}",
                 if d.is_empty() { "none".into() } else { d }
             );
+        }
+        if let Some(q) = &self.quorum {
+            render_quorum(&mut out, q);
         }
         if let Some(m) = &self.membership {
             let _ = writeln!(out);
@@ -362,4 +368,73 @@ impl StatusReport {
         }
         out
     }
+}
+
+/// The quorum section of `tandem status`.
+fn render_quorum(out: &mut String, q: &serde_json::Value) {
+    let opt = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "raft {}  term {}  leader {}  quorum {}  log {}  commit {}  applied {}",
+        opt(&q["state"]).to_lowercase(),
+        opt(&q["term"]),
+        opt(&q["leader"]),
+        if q["quorum"] == true { "yes" } else { "NO" },
+        opt(&q["last_log_index"]),
+        opt(&q["commit_index"]),
+        opt(&q["applied_index"]),
+    );
+    let _ = writeln!(out, "{:<14} {:<8} {:<8} STANDBY", "MEMBER", "ROLE", "VOTER");
+    for m in q["members"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<8} {:<8} {}",
+            opt(&m["name"]),
+            opt(&m["role"]),
+            if m["voter"] == true { "yes" } else { "no" },
+            if m["standby"] == true { "yes" } else { "no" },
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<14} {:<14} {:>6} {:>10} {:>9}  NOTE",
+        "GROUP", "HOLDER", "EPOCH", "RENEWALS", "LEASE"
+    );
+    for (name, g) in q["groups"].as_object().into_iter().flatten() {
+        let lease = match g["lease_remaining_ms"].as_u64() {
+            Some(ms) => format!("{:.2}s", ms as f64 / 1000.0),
+            None => "-".into(),
+        };
+        let mut note = Vec::new();
+        if let Some(to) = g["releasing_to"].as_str() {
+            note.push(format!("moving to {to}"));
+        }
+        if let Some(p) = g["preferred"].as_str() {
+            note.push(format!("preferred {p}"));
+        }
+        let _ = writeln!(
+            out,
+            "{:<14} {:<14} {:>6} {:>10} {:>9}  {}",
+            name,
+            opt(&g["holder"]),
+            opt(&g["epoch"]),
+            opt(&g["renewals"]),
+            lease,
+            note.join(", ")
+        );
+    }
+    let rpc = &q["rpc"];
+    let _ = writeln!(
+        out,
+        "raft rpc: {} requests, {} connections, dropped {} bad_auth, {} malformed",
+        opt(&rpc["requests"]),
+        opt(&rpc["connections"]),
+        opt(&rpc["bad_auth"]),
+        opt(&rpc["malformed"]),
+    );
 }

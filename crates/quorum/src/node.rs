@@ -248,12 +248,17 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
             source,
         })?;
     let key: Arc<[u8]> = Arc::from(cfg.key.as_slice());
-    let election = cfg.timing.lease.as_millis().clamp(300, 3000) as u64;
+    // A leader change must fit inside one lease with room to spare: a member that comes
+    // back from isolation with a higher term deposes the leader (openraft 0.9 has no
+    // pre-vote), and the holder's renewals stall until the next leader is elected. With
+    // elections at lease/5..2×lease/5 a leader change costs about half the holder's
+    // lease − margin, so the holder keeps its VIP through it.
+    let election = (cfg.timing.lease.as_millis() / 5).clamp(150, 2000) as u64;
     let raft_config = openraft::Config {
         cluster_name: cfg.cluster_name.clone(),
-        heartbeat_interval: (election / 6).max(20),
-        election_timeout_min: election / 2,
-        election_timeout_max: election,
+        heartbeat_interval: (election / 3).max(20),
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(500),
         max_in_snapshot_log_to_keep: 50,
         ..Default::default()
@@ -618,7 +623,13 @@ async fn renew_leases(s: Arc<Shared>) {
                 Ok(r) => {
                     tracing::debug!(group = %g, reason = ?r.rejected, "raft: renewal rejected")
                 }
-                Err(e) => tracing::debug!(group = %g, error = %e, "raft: renewal failed"),
+                Err(e) => {
+                    // Most likely a leader change: try again soon rather than a whole renew
+                    // interval later, so that the lease survives an election.
+                    tracing::debug!(group = %g, error = %e, "raft: renewal failed");
+                    let retry = (timing.renew / 8).max(Duration::from_millis(10));
+                    next.insert(g.clone(), (l.epoch, Instant::now() + retry));
+                }
             }
             s.changed.notify_one();
         }

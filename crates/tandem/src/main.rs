@@ -66,6 +66,35 @@ enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Quorum mode: put a voter on standby. It keeps voting but holds no group: each group it
+    /// holds is handed over (priority 0 advert, VIPs removed, lease released) to the best
+    /// other node.
+    Standby {
+        /// The voter (a name from [cluster] nodes).
+        node: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Quorum mode: take a voter off standby; with preempt it takes back the groups it has the
+    /// highest priority for.
+    Unstandby {
+        node: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Quorum mode: hand GROUP over to NODE gracefully, and keep preferring NODE while it is
+    /// eligible; `--clear` drops the preference (priorities and preempt decide again).
+    Move {
+        /// A quorum-mode [[vrrp_instance]] name.
+        group: String,
+        /// The voter to move it to.
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        node: Option<String>,
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Fence (STONITH) a node from this machine through its [[fence_level]]s, or check every
     /// [[fence_device]] with `tandem fence check`.
     ///
@@ -190,6 +219,36 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::Standby { node, target } => send_op(
+            &target,
+            &Request::Standby {
+                node: node.clone(),
+                standby: true,
+            },
+            &format!("{node} is on standby"),
+        ),
+        Cmd::Unstandby { node, target } => send_op(
+            &target,
+            &Request::Standby {
+                node: node.clone(),
+                standby: false,
+            },
+            &format!("{node} is no longer on standby"),
+        ),
+        Cmd::Move {
+            group,
+            node,
+            clear: _,
+            target,
+        } => {
+            let done = match &node {
+                Some(n) => format!(
+                    "{group}: moving to {n} (preferred until `tandem move {group} --clear`)"
+                ),
+                None => format!("{group}: preference cleared"),
+            };
+            send_op(&target, &Request::Move { group, node }, &done)
+        }
         Cmd::Status { target, json } => match fetch_status(&target) {
             Ok(st) => {
                 if json {
@@ -294,6 +353,36 @@ fn fetch_status(target: &Target) -> Result<tandem_daemon::status::StatusReport, 
         eprintln!("tandem: the daemon answered without a status");
         ExitCode::from(1)
     })
+}
+
+/// Send an operator request that goes through the Raft log; print `done` once committed.
+fn send_op(target: &Target, req: &Request, done: &str) -> ExitCode {
+    let socket = match target.socket() {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match control::request(&socket, req) {
+        Ok(resp) if resp.ok => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Ok(resp) => {
+            eprintln!(
+                "tandem: {}",
+                resp.error
+                    .as_deref()
+                    .unwrap_or("the daemon refused the request")
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("tandem: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Write to stdout; a reader that went away (`tandem status | head`) is not an error.

@@ -50,6 +50,9 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusReport>,
+    /// A write through the Raft log: where it was committed (index, term).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<(u64, u64)>,
 }
 
 impl Response {
@@ -58,6 +61,7 @@ impl Response {
             ok: false,
             error: Some(msg.into()),
             status: None,
+            committed: None,
         }
     }
 }

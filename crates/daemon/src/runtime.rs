@@ -751,6 +751,7 @@ impl Daemon {
                                 ok: true,
                                 error: None,
                                 status: Some(st),
+                                committed: None,
                             }
                         }
                         // Served by the control task straight from the event log.
@@ -1111,10 +1112,11 @@ impl Daemon {
         };
         tokio::spawn(async move {
             let resp = match h.op(op).await {
-                Ok(()) => Response {
+                Ok(at) => Response {
                     ok: true,
                     error: None,
                     status: None,
+                    committed: Some(at),
                 },
                 Err(e) => Response::error(e),
             };
@@ -1138,7 +1140,7 @@ impl Daemon {
                 epoch: g.epoch,
             };
             match tokio::time::timeout(Duration::from_secs(1), h.op(op)).await {
-                Ok(Ok(())) => tracing::info!(%group, epoch = g.epoch, "lease released"),
+                Ok(Ok(_)) => tracing::info!(%group, epoch = g.epoch, "lease released"),
                 Ok(Err(e)) => {
                     tracing::warn!(%group, error = %e, "lease release failed; it will run out instead")
                 }

@@ -133,8 +133,11 @@ pub enum Op {
 pub struct QuorumHandle {
     view: watch::Receiver<Arc<QuorumView>>,
     reports: Arc<watch::Sender<BTreeMap<String, GroupReport>>>,
-    ops: mpsc::Sender<(Op, oneshot::Sender<Result<(), String>>)>,
+    ops: mpsc::Sender<(Op, oneshot::Sender<OpResult>)>,
 }
+
+/// A committed operation's place in the log (index, term), or why it did not commit.
+pub type OpResult = Result<(u64, u64), String>;
 
 impl QuorumHandle {
     pub fn view(&self) -> watch::Receiver<Arc<QuorumView>> {
@@ -155,7 +158,7 @@ impl QuorumHandle {
     }
 
     /// Runs `op` through the log (forwarded to the leader); `Err` says why it did not commit.
-    pub async fn op(&self, op: Op) -> Result<(), String> {
+    pub async fn op(&self, op: Op) -> OpResult {
         let (tx, rx) = oneshot::channel();
         self.ops
             .send((op, tx))
@@ -227,7 +230,7 @@ struct Shared {
 type Boot = (
     QuorumHandle,
     Arc<Shared>,
-    mpsc::Receiver<(Op, oneshot::Sender<Result<(), String>>)>,
+    mpsc::Receiver<(Op, oneshot::Sender<OpResult>)>,
 );
 
 async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
@@ -502,10 +505,7 @@ impl Handler for Server {
 }
 
 /// The member's background work, until the process exits.
-async fn run(
-    shared: Arc<Shared>,
-    mut ops: mpsc::Receiver<(Op, oneshot::Sender<Result<(), String>>)>,
-) {
+async fn run(shared: Arc<Shared>, mut ops: mpsc::Receiver<(Op, oneshot::Sender<OpResult>)>) {
     tokio::spawn(track_leadership(shared.clone()));
     tokio::spawn(renew_leases(shared.clone()));
     tokio::spawn(report(shared.clone()));
@@ -526,7 +526,7 @@ async fn run(
             };
             let r = match shared.propose(cmd).await {
                 Ok(r) => match r.rejected {
-                    None => Ok(()),
+                    None => Ok((r.index, r.term)),
                     Some(why) => Err(why),
                 },
                 Err(e) => Err(e.to_string()),

@@ -105,15 +105,22 @@ pub enum Command {
 pub struct Reply {
     /// `None`: applied. `Some(reason)`: the command did not fit the state and changed nothing.
     pub rejected: Option<String>,
+    /// Where the entry is in the log (set by the store's apply from the entry's log id), so
+    /// an operator or a test can find a committed write again.
+    #[serde(default)]
+    pub index: u64,
+    #[serde(default)]
+    pub term: u64,
 }
 
 impl Reply {
     fn ok() -> Reply {
-        Reply { rejected: None }
+        Reply::default()
     }
     fn no(reason: String) -> Reply {
         Reply {
             rejected: Some(reason),
+            ..Reply::default()
         }
     }
     pub fn is_ok(&self) -> bool {

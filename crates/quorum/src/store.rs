@@ -398,7 +398,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut a = self.lock();
             for entry in entries {
                 a.last_applied = Some(entry.log_id);
-                let reply = match entry.payload {
+                let mut reply = match entry.payload {
                     EntryPayload::Blank => Reply::default(),
                     EntryPayload::Normal(cmd) => a.state.apply(&cmd),
                     EntryPayload::Membership(m) => {
@@ -406,6 +406,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Reply::default()
                     }
                 };
+                reply.index = entry.log_id.index;
+                reply.term = entry.log_id.leader_id.term;
                 replies.push(reply);
             }
             a.clone()
@@ -466,7 +468,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 /// What [`inspect`] found.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct Inspected {
     pub committed: Option<LogId<NodeId>>,
     pub entries: Vec<Entry<TypeConfig>>,

@@ -95,6 +95,14 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Print a stopped node's Raft store as JSON: the committed log id, every log entry and
+    /// the applied state (for post-mortems and the durability tests). The daemon holds the
+    /// store's lock while it runs: stop it first.
+    RaftLog {
+        /// The node's [node] state_dir.
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
     /// Fence (STONITH) a node from this machine through its [[fence_level]]s, or check every
     /// [[fence_device]] with `tandem fence check`.
     ///
@@ -249,6 +257,16 @@ fn main() -> ExitCode {
             };
             send_op(&target, &Request::Move { group, node }, &done)
         }
+        Cmd::RaftLog { state_dir } => match tandem_quorum::store::inspect(&state_dir) {
+            Ok(found) => {
+                emit(&(serde_json::to_string(&found).expect("serializes") + "\n"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tandem: {e} (is the daemon still running? it holds the store's lock)");
+                ExitCode::from(1)
+            }
+        },
         Cmd::Status { target, json } => match fetch_status(&target) {
             Ok(st) => {
                 if json {
@@ -366,7 +384,10 @@ fn send_op(target: &Target, req: &Request, done: &str) -> ExitCode {
     };
     match control::request(&socket, req) {
         Ok(resp) if resp.ok => {
-            println!("{done}");
+            match resp.committed {
+                Some((index, term)) => println!("{done} (raft log index {index}, term {term})"),
+                None => println!("{done}"),
+            }
             ExitCode::SUCCESS
         }
         Ok(resp) => {

@@ -35,3 +35,62 @@ holders_are() { [ "$(lab_holders "$1")" = "$2" ]; }
 counter_is() { [ "$(counter "$1" "$2" "$3")" = "$4" ]; }
 counter_ge() { local v; v=$(counter "$1" "$2" "$3"); [ -n "$v" ] && [ "$v" -ge "$4" ]; }
 lacks_addr() { ! lab_has_addr "$@"; }
+
+# quorum_configs VIP: a cluster key and the configs of a quorum-mode lab of three, written to
+# LAB_DIR/{lb1,lb2,arb}.toml (hosts lb1 = .1, lb2 = .2, arb = .3 from lab_host): lb1 priority
+# 200 and lb2 100 share VI_1 (VRID 51, VIP/24 on eth0), arb is the arbiter.
+quorum_configs() {
+    local vip=$1 n name prio
+    head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
+    chmod 600 "$LAB_DIR/cluster.key"
+    _quorum_cluster() {
+        cat <<EOT
+[cluster]
+name = "lab"
+key_file = "$LAB_DIR/cluster.key"
+nodes = [
+  { name = "lb1", address = "$LAB_NET4.1" },
+  { name = "lb2", address = "$LAB_NET4.2" },
+  { name = "arb", address = "$LAB_NET4.3", role = "arbiter" },
+]
+lease = "1s"
+lease_renew = "200ms"
+lease_margin = "100ms"
+
+[[heartbeat]]
+kind = "udp-multicast"
+interface = "eth0"
+group = "239.192.0.1:5405"
+interval = "100ms"
+timeout = "500ms"
+
+EOT
+    }
+    for n in lb1:200 lb2:100; do
+        IFS=: read -r name prio <<<"$n"
+        {
+            tandem_node_header "$name"
+            _quorum_cluster
+            cat <<EOT
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = $prio
+advert_int = "100ms"
+virtual_ipaddress = ["$vip/24"]
+mode = "quorum"
+EOT
+        } >"$LAB_DIR/$name.toml"
+    done
+    {
+        tandem_node_header arb | sed 's/^name = "arb"$/name = "arb"\nrole = "arbiter"/'
+        _quorum_cluster
+    } >"$LAB_DIR/arb.toml"
+    for n in lb1 lb2 arb; do
+        "$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" >/dev/null ||
+            fail "config of $n refused: $("$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" 2>&1)"
+    done
+}
+# quorum_field NODE JQ-PATH: a field of the node's quorum status (e.g. .leader).
+quorum_field() { tandem_status "$1" --json 2>/dev/null | jq -r ".quorum$2"; }

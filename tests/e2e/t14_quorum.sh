@@ -19,58 +19,9 @@ lab_host lb2 2
 lab_host arb 3
 lab_host client 9
 VIP=192.0.2.100
-head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
-chmod 600 "$LAB_DIR/cluster.key"
+quorum_configs $VIP
 
-cluster() {
-    cat <<EOT
-[cluster]
-name = "lab"
-key_file = "$LAB_DIR/cluster.key"
-nodes = [
-  { name = "lb1", address = "192.0.2.1" },
-  { name = "lb2", address = "192.0.2.2" },
-  { name = "arb", address = "192.0.2.3", role = "arbiter" },
-]
-lease = "1s"
-lease_renew = "200ms"
-lease_margin = "100ms"
-
-[[heartbeat]]
-kind = "udp-multicast"
-interface = "eth0"
-group = "239.192.0.1:5405"
-interval = "100ms"
-timeout = "500ms"
-
-EOT
-}
-for n in lb1:200 lb2:100; do
-    IFS=: read -r name prio <<<"$n"
-    {
-        tandem_node_header "$name"
-        cluster
-        cat <<EOT
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-virtual_router_id = 51
-priority = $prio
-advert_int = "100ms"
-virtual_ipaddress = ["$VIP/24"]
-mode = "quorum"
-EOT
-    } >"$LAB_DIR/$name.toml"
-done
-{
-    tandem_node_header arb | sed 's/^name = "arb"$/name = "arb"\nrole = "arbiter"/'
-    cluster
-} >"$LAB_DIR/arb.toml"
-for n in lb1 lb2 arb; do
-    "$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" >/dev/null || fail "config of $n refused: $("$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" 2>&1)"
-done
-
-q() { tandem_status "$1" --json 2>/dev/null | jq -r ".quorum$2"; }
+q() { quorum_field "$@"; }
 has_quorum() { [ "$(q "$1" .quorum)" = true ]; }
 leader_is_known() { local l; l=$(q "$1" .leader); [ -n "$l" ] && [ "$l" != null ]; }
 group_holder_is() { [ "$(q "$1" '.groups.VI_1.holder')" = "$2" ]; }

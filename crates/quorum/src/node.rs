@@ -360,7 +360,17 @@ impl Shared {
 
     /// Proposes `cmd` locally, without forwarding (the transport's Propose handler).
     async fn propose_local(&self, cmd: Command) -> Result<Reply, ProposeError> {
-        match self.raft.client_write(cmd.clone()).await {
+        // A leader cut off from the majority does not learn it at once and its writes never
+        // commit: give up after a lease rather than stall the renewals and the coordinator.
+        let write =
+            tokio::time::timeout(self.cfg.timing.lease, self.raft.client_write(cmd.clone()));
+        let Ok(result) = write.await else {
+            return Err(ProposeError::Failed(format!(
+                "not committed within {:?}",
+                self.cfg.timing.lease
+            )));
+        };
+        match result {
             Ok(resp) => {
                 if resp.data.is_ok() {
                     self.committed(&cmd);

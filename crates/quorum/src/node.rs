@@ -216,6 +216,7 @@ struct Shared {
     cfg: QuorumConfig,
     raft: Raft<TypeConfig>,
     sm: watch::Receiver<Arc<Applied>>,
+    commit_index: store::CommitIndex,
     coordinator: Mutex<Coordinator>,
     /// Per group we hold: (epoch, lease end).
     held: Mutex<BTreeMap<String, (u64, Instant)>>,
@@ -244,6 +245,7 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         })?;
     let (log, sm) = store::open(&cfg.state_dir)?;
     let sm_rx = sm.subscribe();
+    let commit_index = log.commit_index();
     let listener = TcpListener::bind(me.addr)
         .await
         .map_err(|source| StartError::Bind {
@@ -307,6 +309,7 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         cfg,
         raft,
         sm: sm_rx,
+        commit_index,
         held: Mutex::new(BTreeMap::new()),
         peers: Mutex::new(HashMap::new()),
         counters: counters.clone(),
@@ -457,7 +460,7 @@ impl Shared {
             quorum: leader_quorum
                 || (m.state == ServerState::Follower && m.current_leader.is_some()),
             last_log_index: m.last_log_index,
-            commit_index: applied.last_applied.map(|l| l.index),
+            commit_index: self.commit_index.get(),
             applied_index: m.last_applied.map(|l| l.index),
             members: self
                 .cfg

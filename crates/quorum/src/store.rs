@@ -14,6 +14,7 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -77,16 +78,39 @@ pub fn open(state_dir: &Path) -> Result<(LogStore, StateMachine), OpenError> {
     txn.commit().map_err(|e| db_err(&e))?;
     let db = Arc::new(db);
     let sm = StateMachine::load(db.clone()).map_err(|e| db_err(&e))?;
-    Ok((LogStore { db }, sm))
+    let committed = Arc::new(AtomicU64::new(NOT_COMMITTED));
+    Ok((LogStore { db, committed }, sm))
 }
+
+const NOT_COMMITTED: u64 = u64::MAX;
 
 /// The Raft log and vote. Cheap to clone (the log reader is a clone).
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// The last committed index openraft told us, for status (openraft 0.9's metrics do not
+    /// carry it).
+    committed: Arc<AtomicU64>,
+}
+
+/// Reads the commit index a [`LogStore`] was last told, from any thread.
+#[derive(Clone)]
+pub struct CommitIndex(Arc<AtomicU64>);
+
+impl CommitIndex {
+    pub fn get(&self) -> Option<u64> {
+        match self.0.load(Ordering::Relaxed) {
+            NOT_COMMITTED => None,
+            i => Some(i),
+        }
+    }
 }
 
 impl LogStore {
+    pub fn commit_index(&self) -> CommitIndex {
+        CommitIndex(self.committed.clone())
+    }
+
     fn get_meta<T: for<'a> Deserialize<'a>>(&self, key: &str) -> Result<Option<T>, AnyError> {
         let txn = self.db.begin_read().map_err(any)?;
         let table = txn.open_table(META).map_err(any)?;
@@ -213,7 +237,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
         self.put_meta(KEY_COMMITTED, &committed)
-            .map_err(|e| StorageIOError::write(e).into())
+            .map_err(|e| StorageIOError::write(e))?;
+        self.committed.store(
+            committed.map_or(NOT_COMMITTED, |c| c.index),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StoreResult<Option<LogId<NodeId>>> {

@@ -237,7 +237,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
         self.put_meta(KEY_COMMITTED, &committed)
-            .map_err(|e| StorageIOError::write(e))?;
+            .map_err(StorageIOError::write)?;
         self.committed.store(
             committed.map_or(NOT_COMMITTED, |c| c.index),
             Ordering::Relaxed,

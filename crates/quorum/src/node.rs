@@ -256,9 +256,9 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
     // A leader change must fit inside one lease with room to spare: a member that comes
     // back from isolation with a higher term deposes the leader (openraft 0.9 has no
     // pre-vote), and the holder's renewals stall until the next leader is elected. With
-    // elections at lease/5..2×lease/5 a leader change costs about half the holder's
+    // elections at lease/8..lease/4 a leader change costs well under half the holder's
     // lease − margin, so the holder keeps its VIP through it.
-    let election = (cfg.timing.lease.as_millis() / 5).clamp(150, 2000) as u64;
+    let election = (cfg.timing.lease.as_millis() / 8).clamp(100, 2000) as u64;
     let raft_config = openraft::Config {
         cluster_name: cfg.cluster_name.clone(),
         heartbeat_interval: (election / 3).max(20),
@@ -346,7 +346,7 @@ impl Shared {
     /// Per-RPC deadline for proposals and reports: short enough that a renewal stuck on a
     /// dead leader is given up before the next one is due.
     fn rpc_timeout(&self) -> Duration {
-        self.cfg.timing.renew.max(Duration::from_millis(50))
+        (self.cfg.timing.renew / 2).max(Duration::from_millis(50))
     }
 
     fn peer(&self, id: NodeId) -> Option<Arc<tokio::sync::Mutex<Peer>>> {

@@ -21,7 +21,7 @@ use tandem_netio::{
     vrrp_group, Gratuitous, InterfaceInfo, LinkEvent, LinkMonitor, Netlink, RecvMeta, VrrpSocket,
 };
 use tandem_quorum::node::Op;
-use tandem_quorum::{QuorumHandle, QuorumView};
+use tandem_quorum::{Leases, QuorumHandle};
 use tandem_vrrp::{Action, Auth, Instance, InstanceConfig, State, Version};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -117,7 +117,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut d = Daemon::build(&config, &nl).await?;
     // Quorum instances start lease-gated (Backup): nothing is held before Raft says so.
     if let Some(h) = quorum::start(&config)? {
-        d.qview = Some(h.view());
+        d.leases = Some(h.leases());
         d.quorum = Some(h);
     }
     let (health, mut health_rx) = HealthRunner::spawn(health_specs(&config))
@@ -159,7 +159,7 @@ struct Daemon {
     peers: Peers,
     me: String,
     quorum: Option<QuorumHandle>,
-    qview: Option<watch::Receiver<std::sync::Arc<QuorumView>>>,
+    leases: Option<watch::Receiver<std::sync::Arc<Leases>>>,
     /// Per quorum group, the epoch whose lease we already gave back after a move.
     released: HashMap<String, u64>,
 }
@@ -306,7 +306,7 @@ impl Daemon {
             peers: Peers::new(config),
             me: config.node.name.clone(),
             quorum: None,
-            qview: None,
+            leases: None,
             released: HashMap::new(),
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
@@ -574,15 +574,15 @@ impl Daemon {
     /// Hand the quorum layer's view to the lease-gated instances: each may be Master only
     /// while our lease is valid by our own clock.
     fn apply_quorum(&mut self, now: Instant) {
-        let Some(rx) = self.qview.as_mut() else {
+        let Some(rx) = self.leases.as_mut() else {
             return;
         };
-        let view = rx.borrow_and_update().clone();
+        let leases = rx.borrow_and_update().clone();
         for inst in &mut self.insts {
             if inst.cfg.mode != Mode::Quorum {
                 continue;
             }
-            let g = view.groups.get(&inst.cfg.name);
+            let g = leases.get(&inst.cfg.name);
             let until = g.and_then(|g| g.held_until).filter(|t| *t > now);
             inst.lease_until = until;
             let held = until.is_some();
@@ -602,15 +602,15 @@ impl Daemon {
     /// After a planned move asked us to let go: once the VIPs are gone, give the lease back
     /// so the new holder does not have to wait for it to run out.
     fn send_releases(&mut self) {
-        let (Some(h), Some(rx)) = (&self.quorum, &self.qview) else {
+        let (Some(h), Some(rx)) = (&self.quorum, &self.leases) else {
             return;
         };
-        let view = rx.borrow().clone();
+        let leases = rx.borrow().clone();
         for inst in &self.insts {
             if inst.cfg.mode != Mode::Quorum || inst.vips_held || inst.core.lease_held() {
                 continue;
             }
-            let Some(g) = view.groups.get(&inst.cfg.name) else {
+            let Some(g) = leases.get(&inst.cfg.name) else {
                 continue;
             };
             if g.holder.as_deref() != Some(self.me.as_str())
@@ -693,7 +693,7 @@ impl Daemon {
                 .context("arming the event loop's timerfd")?;
             let wake = {
                 let sockets = &self.sockets;
-                let qview = &mut self.qview;
+                let leases = &mut self.leases;
                 let rbuf = &mut rbuf;
                 tokio::select! {
                     biased;
@@ -710,7 +710,7 @@ impl Daemon {
                         }
                     } => Wake::Membership(ev),
                     r = async {
-                        match qview.as_mut() {
+                        match leases.as_mut() {
                             Some(rx) => rx.changed().await,
                             None => std::future::pending().await,
                         }
@@ -1086,9 +1086,9 @@ impl Daemon {
             }
             Op::Prefer { group, node } => {
                 let known = self
-                    .qview
+                    .leases
                     .as_ref()
-                    .is_some_and(|v| v.borrow().groups.contains_key(group))
+                    .is_some_and(|v| v.borrow().contains_key(group))
                     || config
                         .vrrp_instances
                         .iter()
@@ -1127,11 +1127,11 @@ impl Daemon {
     /// On a clean stop, after the VIPs are gone: give back every lease we hold so another
     /// node takes over at once instead of after the lease runs out. Bounded in time.
     async fn release_leases(&mut self) {
-        let (Some(h), Some(rx)) = (&self.quorum, &self.qview) else {
+        let (Some(h), Some(rx)) = (&self.quorum, &self.leases) else {
             return;
         };
-        let view = rx.borrow().clone();
-        for (group, g) in &view.groups {
+        let leases = rx.borrow().clone();
+        for (group, g) in leases.iter() {
             if g.holder.as_deref() != Some(self.me.as_str()) {
                 continue;
             }
@@ -1224,9 +1224,9 @@ impl Daemon {
             sockets,
             membership: None,
             quorum: self
-                .qview
+                .quorum
                 .as_ref()
-                .map(|v| quorum::status_json(&v.borrow(), now)),
+                .map(|h| quorum::status_json(&h.status(), now)),
             checks: self
                 .health
                 .as_ref()

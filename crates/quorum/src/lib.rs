@@ -16,7 +16,8 @@ pub mod types;
 
 pub use coordinator::{Coordinator, LeaseTiming};
 pub use node::{
-    GroupView, Member, MemberRole, QuorumConfig, QuorumHandle, QuorumNode, QuorumView, StartError,
+    GroupView, Leases, Member, MemberRole, QuorumConfig, QuorumHandle, QuorumNode, QuorumView,
+    StartError,
 };
 pub use state::{ClusterState, Command, FenceRecord, GroupReport, Lease, Reply};
 pub use types::{node_id, NodeId, TypeConfig};

@@ -91,8 +91,13 @@ pub struct MemberView {
     pub voter: bool,
 }
 
-/// What the daemon and `tandem status` see of the quorum layer.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// Every group as this node sees it: what the daemon's loop acts on. Published only when
+/// it changes (a grant, a move, a renewal of ours), so the VRRP loop is not woken by Raft
+/// heartbeats.
+pub type Leases = BTreeMap<String, GroupView>;
+
+/// What `tandem status` shows of the quorum layer, computed when asked.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct QuorumView {
     pub state: String,
     pub term: u64,
@@ -104,7 +109,7 @@ pub struct QuorumView {
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
     pub members: Vec<MemberView>,
-    pub groups: BTreeMap<String, GroupView>,
+    pub groups: Leases,
     pub fence_history: Vec<FenceRecord>,
     pub rpc: BTreeMap<String, u64>,
 }
@@ -131,7 +136,8 @@ pub enum Op {
 /// The daemon's side. Cheap to clone.
 #[derive(Clone)]
 pub struct QuorumHandle {
-    view: watch::Receiver<Arc<QuorumView>>,
+    shared: Arc<Shared>,
+    leases: watch::Receiver<Arc<Leases>>,
     reports: Arc<watch::Sender<BTreeMap<String, GroupReport>>>,
     ops: mpsc::Sender<(Op, oneshot::Sender<OpResult>)>,
 }
@@ -140,8 +146,14 @@ pub struct QuorumHandle {
 pub type OpResult = Result<(u64, u64), String>;
 
 impl QuorumHandle {
-    pub fn view(&self) -> watch::Receiver<Arc<QuorumView>> {
-        self.view.clone()
+    /// The groups and our leases, for the event loop.
+    pub fn leases(&self) -> watch::Receiver<Arc<Leases>> {
+        self.leases.clone()
+    }
+
+    /// Raft state, members, leases and counters, for `tandem status`.
+    pub fn status(&self) -> QuorumView {
+        self.shared.status()
     }
 
     /// This node's groups and effective priorities (sent to the leader every renew
@@ -222,10 +234,12 @@ struct Shared {
     held: Mutex<BTreeMap<String, (u64, Instant)>>,
     peers: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Peer>>>>,
     names: HashMap<NodeId, String>,
+    key: Arc<[u8]>,
     counters: Arc<NetCounters>,
     reports: watch::Receiver<BTreeMap<String, GroupReport>>,
-    view: watch::Sender<Arc<QuorumView>>,
-    changed: Notify,
+    leases: watch::Sender<Arc<Leases>>,
+    /// Our held leases changed (a renewal committed): republish.
+    held_changed: Notify,
 }
 
 type Boot = (
@@ -296,7 +310,7 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         }
     }
     let (reports_tx, reports_rx) = watch::channel(BTreeMap::new());
-    let (view_tx, view_rx) = watch::channel(Arc::new(QuorumView::default()));
+    let (leases_tx, leases_rx) = watch::channel(Arc::new(Leases::new()));
     let (ops_tx, ops_rx) = mpsc::channel(64);
     let counters = Arc::new(NetCounters::default());
     let shared = Arc::new(Shared {
@@ -312,10 +326,11 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         commit_index,
         held: Mutex::new(BTreeMap::new()),
         peers: Mutex::new(HashMap::new()),
+        key: key.clone(),
         counters: counters.clone(),
         reports: reports_rx,
-        view: view_tx,
-        changed: Notify::new(),
+        leases: leases_tx,
+        held_changed: Notify::new(),
     });
     tokio::spawn(net::serve(
         listener,
@@ -324,7 +339,8 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         Arc::new(Server(shared.clone())),
     ));
     let handle = QuorumHandle {
-        view: view_rx,
+        shared: shared.clone(),
+        leases: leases_rx,
         reports: Arc::new(reports_tx),
         ops: ops_tx,
     };
@@ -352,11 +368,15 @@ impl Shared {
     fn peer(&self, id: NodeId) -> Option<Arc<tokio::sync::Mutex<Peer>>> {
         let name = self.names.get(&id)?;
         let member = self.cfg.members.iter().find(|m| &m.name == name)?;
-        let key: Arc<[u8]> = Arc::from(self.cfg.key.as_slice());
         Some(
             lock(&self.peers)
                 .entry(id)
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Peer::new(member.addr, key))))
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Mutex::new(Peer::new(
+                        member.addr,
+                        self.key.clone(),
+                    )))
+                })
                 .clone(),
         )
     }
@@ -423,37 +443,56 @@ impl Shared {
         }
     }
 
-    fn publish(&self) {
+    /// Every group from the applied state, with our lease end where we hold it.
+    fn leases(&self, state: &crate::state::ClusterState) -> Leases {
+        let held = lock(&self.held);
+        state
+            .groups()
+            .into_iter()
+            .map(|g| {
+                let lease = state.lease(&g);
+                let mine = lease.holder.as_deref() == Some(self.cfg.me.as_str())
+                    && lease.releasing_to.is_none();
+                let held_until = held
+                    .get(&g)
+                    .filter(|(epoch, _)| mine && *epoch == lease.epoch)
+                    .map(|(_, until)| *until);
+                let view = GroupView {
+                    holder: lease.holder,
+                    epoch: lease.epoch,
+                    releasing_to: lease.releasing_to,
+                    preferred: state.preferred.get(&g).cloned(),
+                    renewals: lease.renewals,
+                    held_until,
+                };
+                (g, view)
+            })
+            .collect()
+    }
+
+    /// Publishes the leases if they changed.
+    fn publish_leases(&self) {
+        let applied = self.sm.borrow().clone();
+        let leases = self.leases(&applied.state);
+        self.leases.send_if_modified(|cur| {
+            if **cur == leases {
+                false
+            } else {
+                *cur = Arc::new(leases);
+                true
+            }
+        });
+    }
+
+    fn status(&self) -> QuorumView {
         let m = self.raft.metrics().borrow().clone();
         let applied = self.sm.borrow().clone();
         let state = &applied.state;
-        let held = lock(&self.held).clone();
         let leader_quorum = m.state == ServerState::Leader
             && m.millis_since_quorum_ack
                 .is_some_and(|ms| u128::from(ms) < self.cfg.timing.lease.as_millis());
         let voters: Vec<NodeId> = m.membership_config.voter_ids().collect();
-        let mut groups = BTreeMap::new();
-        for g in state.groups() {
-            let lease = state.lease(&g);
-            let mine = lease.holder.as_deref() == Some(self.cfg.me.as_str())
-                && lease.releasing_to.is_none();
-            let held_until = held
-                .get(&g)
-                .filter(|(epoch, _)| mine && *epoch == lease.epoch)
-                .map(|(_, until)| *until);
-            groups.insert(
-                g.clone(),
-                GroupView {
-                    holder: lease.holder.clone(),
-                    epoch: lease.epoch,
-                    releasing_to: lease.releasing_to.clone(),
-                    preferred: state.preferred.get(&g).cloned(),
-                    renewals: lease.renewals,
-                    held_until,
-                },
-            );
-        }
-        let view = QuorumView {
+        QuorumView {
             state: format!("{:?}", m.state),
             term: m.current_term,
             leader: m.current_leader.map(|id| self.name(id)),
@@ -473,7 +512,7 @@ impl Shared {
                     voter: voters.contains(&node_id(&mem.name)),
                 })
                 .collect(),
-            groups,
+            groups: self.leases(state),
             fence_history: state.fence_history.clone(),
             rpc: self
                 .counters
@@ -481,8 +520,7 @@ impl Shared {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-        };
-        self.view.send_replace(Arc::new(view));
+        }
     }
 }
 
@@ -519,7 +557,6 @@ impl Handler for Server {
 
 /// The member's background work, until the process exits.
 async fn run(shared: Arc<Shared>, mut ops: mpsc::Receiver<(Op, oneshot::Sender<OpResult>)>) {
-    tokio::spawn(track_leadership(shared.clone()));
     tokio::spawn(renew_leases(shared.clone()));
     tokio::spawn(report(shared.clone()));
     tokio::spawn(coordinate(shared.clone()));
@@ -549,76 +586,39 @@ async fn run(shared: Arc<Shared>, mut ops: mpsc::Receiver<(Op, oneshot::Sender<O
     }
 }
 
-/// Starts and stops the coordinator with this node's leadership.
-async fn track_leadership(s: Arc<Shared>) {
-    let mut metrics = s.raft.metrics();
-    let mut leading_term = None;
-    loop {
-        let (state, term) = {
-            let m = metrics.borrow_and_update();
-            (m.state, m.current_term)
-        };
-        let leading = (state == ServerState::Leader).then_some(term);
-        if leading != leading_term {
-            let mut c = lock(&s.coordinator);
-            match leading {
-                Some(t) => {
-                    tracing::info!(
-                        term = t,
-                        "raft: this node is the leader; leases are counted from now"
-                    );
-                    c.become_leader(Instant::now());
-                }
-                None => c.step_down(),
-            }
-            leading_term = leading;
-        }
-        s.changed.notify_one();
-        if metrics.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Renews the leases this node holds; renews at once after a grant.
+/// Renews the leases this node holds, each every `lease_renew`, at once after a grant, and
+/// soon again after a failure. Sleeps while it holds nothing.
 async fn renew_leases(s: Arc<Shared>) {
     let timing = s.cfg.timing;
     let mut sm = s.sm.clone();
+    // Per group we hold: (epoch, when its next renewal is due).
     let mut next: BTreeMap<String, (u64, Instant)> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(10).max(timing.renew / 10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            r = sm.changed() => if r.is_err() { return },
-        }
-        let state = sm.borrow_and_update().state.clone();
-        let now = Instant::now();
+        let applied = sm.borrow_and_update().clone();
+        let state = &applied.state;
+        let me = Some(s.cfg.me.as_str());
         // Drop at once what the log says we no longer hold.
-        {
-            let mut held = lock(&s.held);
-            held.retain(|g, (epoch, _)| {
-                let l = state.lease(g);
-                l.holder.as_deref() == Some(s.cfg.me.as_str())
-                    && l.epoch == *epoch
-                    && l.releasing_to.is_none()
-            });
-        }
+        lock(&s.held).retain(|g, (epoch, _)| {
+            let l = state.lease(g);
+            l.holder.as_deref() == me && l.epoch == *epoch && l.releasing_to.is_none()
+        });
+        next.retain(|g, _| {
+            let l = state.lease(g);
+            l.holder.as_deref() == me && l.releasing_to.is_none()
+        });
         for g in state.groups() {
             let l = state.lease(&g);
-            if l.holder.as_deref() != Some(s.cfg.me.as_str()) || l.releasing_to.is_some() {
-                next.remove(&g);
+            if l.holder.as_deref() != me || l.releasing_to.is_some() {
                 continue;
             }
-            let due = match next.get(&g) {
-                Some((epoch, at)) => *epoch != l.epoch || now >= *at,
-                None => true,
-            };
+            let now = Instant::now();
+            let due = next
+                .get(&g)
+                .is_none_or(|(epoch, at)| *epoch != l.epoch || now >= *at);
             if !due {
                 continue;
             }
             next.insert(g.clone(), (l.epoch, now + timing.renew));
-            let sent = Instant::now();
             let cmd = Command::Renew {
                 group: g.clone(),
                 holder: s.cfg.me.clone(),
@@ -626,12 +626,14 @@ async fn renew_leases(s: Arc<Shared>) {
             };
             match s.propose(cmd).await {
                 Ok(r) if r.is_ok() => {
-                    let until = sent + timing.holder_validity();
+                    let until = now + timing.holder_validity();
                     let mut held = lock(&s.held);
                     let entry = held.entry(g.clone()).or_insert((l.epoch, until));
                     if entry.0 != l.epoch || entry.1 < until {
                         *entry = (l.epoch, until);
                     }
+                    drop(held);
+                    s.held_changed.notify_one();
                 }
                 Ok(r) => {
                     tracing::debug!(group = %g, reason = ?r.rejected, "raft: renewal rejected")
@@ -644,7 +646,11 @@ async fn renew_leases(s: Arc<Shared>) {
                     next.insert(g.clone(), (l.epoch, Instant::now() + retry));
                 }
             }
-            s.changed.notify_one();
+        }
+        let wake = next.values().map(|(_, at)| *at).min();
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
+            r = sm.changed() => if r.is_err() { return },
         }
     }
 }
@@ -678,14 +684,41 @@ async fn report(s: Arc<Shared>) {
     }
 }
 
-/// On the leader: proposes what the coordinator decides.
+/// Follows this node's leadership (the coordinator counts leases from its election) and,
+/// while leading, proposes what the coordinator decides. A follower only waits.
 async fn coordinate(s: Arc<Shared>) {
+    let mut metrics = s.raft.metrics();
+    let mut leading_term = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let state = s.sm.borrow().state.clone();
-        let cmds = lock(&s.coordinator).decide(&state, Instant::now());
+        let (state, term) = {
+            let m = metrics.borrow_and_update();
+            (m.state, m.current_term)
+        };
+        let leading = (state == ServerState::Leader).then_some(term);
+        if leading != leading_term {
+            let mut c = lock(&s.coordinator);
+            match leading {
+                Some(t) => {
+                    tracing::info!(
+                        term = t,
+                        "raft: this node is the leader; leases are counted from now"
+                    );
+                    c.become_leader(Instant::now());
+                }
+                None => c.step_down(),
+            }
+            leading_term = leading;
+        }
+        if leading.is_none() {
+            if metrics.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let applied = s.sm.borrow().clone();
+        let cmds = lock(&s.coordinator).decide(&applied.state, Instant::now());
         for cmd in cmds {
             tracing::info!(?cmd, "raft: coordinator proposes");
             match s.propose_local(cmd).await {
@@ -699,19 +732,22 @@ async fn coordinate(s: Arc<Shared>) {
                 }
             }
         }
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = metrics.changed() => if r.is_err() { return },
+        }
     }
 }
 
-/// Publishes the view on every change, and at least every 100 ms.
+/// Publishes the leases whenever the applied state or our held leases change.
 async fn publish(s: Arc<Shared>) {
     let mut sm = s.sm.clone();
     loop {
-        s.publish();
-        tokio::select! {
-            _ = s.changed.notified() => {}
-            r = sm.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-        }
         sm.borrow_and_update();
+        s.publish_leases();
+        tokio::select! {
+            _ = s.held_changed.notified() => {}
+            r = sm.changed() => if r.is_err() { return },
+        }
     }
 }

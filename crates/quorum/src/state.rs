@@ -198,52 +198,34 @@ impl ClusterState {
                 group,
                 holder,
                 epoch,
-            } => {
-                let Some(lease) = self.leases.get_mut(group) else {
-                    return Reply::no(format!("{group} has no lease"));
-                };
-                if lease.holder.as_deref() != Some(holder) || lease.epoch != *epoch {
-                    return Reply::no(format!(
-                        "renewal of {group} by {holder} for epoch {epoch}, but the lease is {}",
-                        describe(lease)
-                    ));
+            } => match self.held(group, Some(holder), *epoch, "renewal") {
+                Err(no) => no,
+                Ok(lease) if lease.releasing_to.is_some() => {
+                    Reply::no(format!("{group} is being moved; {holder} must let go"))
                 }
-                if lease.releasing_to.is_some() {
-                    return Reply::no(format!("{group} is being moved; {holder} must let go"));
+                Ok(lease) => {
+                    lease.renewals += 1;
+                    Reply::ok()
                 }
-                lease.renewals += 1;
-                Reply::ok()
-            }
-            Command::Move { group, epoch, to } => {
-                let Some(lease) = self.leases.get_mut(group) else {
-                    return Reply::no(format!("{group} has no lease"));
-                };
-                if lease.holder.is_none() || lease.epoch != *epoch {
-                    return Reply::no(format!(
-                        "move of {group} epoch {epoch}, but the lease is {}",
-                        describe(lease)
-                    ));
+            },
+            Command::Move { group, epoch, to } => match self.held(group, None, *epoch, "move") {
+                Err(no) => no,
+                Ok(lease) => {
+                    lease.releasing_to = Some(to.clone());
+                    Reply::ok()
                 }
-                lease.releasing_to = Some(to.clone());
-                Reply::ok()
-            }
+            },
             Command::Release {
                 group,
                 holder,
                 epoch,
-            } => {
-                let Some(lease) = self.leases.get_mut(group) else {
-                    return Reply::no(format!("{group} has no lease"));
-                };
-                if lease.holder.as_deref() != Some(holder) || lease.epoch != *epoch {
-                    return Reply::no(format!(
-                        "release of {group} by {holder} for epoch {epoch}, but the lease is {}",
-                        describe(lease)
-                    ));
+            } => match self.held(group, Some(holder), *epoch, "release") {
+                Err(no) => no,
+                Ok(lease) => {
+                    lease.holder = None;
+                    Reply::ok()
                 }
-                lease.holder = None;
-                Reply::ok()
-            }
+            },
             Command::Fence(record) => {
                 self.fence_history.push(record.clone());
                 let excess = self.fence_history.len().saturating_sub(FENCE_HISTORY_LEN);
@@ -251,6 +233,34 @@ impl ClusterState {
                 Reply::ok()
             }
         }
+    }
+}
+
+impl ClusterState {
+    /// The lease of `group` if it is held at `epoch` (by `holder` when given); else the
+    /// rejection of the `what` that asked.
+    fn held(
+        &mut self,
+        group: &str,
+        holder: Option<&str>,
+        epoch: u64,
+        what: &str,
+    ) -> Result<&mut Lease, Reply> {
+        let Some(lease) = self.leases.get_mut(group) else {
+            return Err(Reply::no(format!("{group} has no lease")));
+        };
+        let holder_ok = match holder {
+            Some(h) => lease.holder.as_deref() == Some(h),
+            None => lease.holder.is_some(),
+        };
+        if !holder_ok || lease.epoch != epoch {
+            let by = holder.map(|h| format!(" by {h}")).unwrap_or_default();
+            return Err(Reply::no(format!(
+                "{what} of {group}{by} for epoch {epoch}, but the lease is {}",
+                describe(lease)
+            )));
+        }
+        Ok(lease)
     }
 }
 

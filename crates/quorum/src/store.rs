@@ -9,7 +9,6 @@
 //! log or vote write makes it durable, and if a crash loses it the node re-applies the
 //! committed log on restart, which is deterministic.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
@@ -520,9 +519,4 @@ pub fn inspect(state_dir: &Path) -> Result<Inspected, OpenError> {
         entries,
         applied,
     })
-}
-
-/// Entries by index (for tests).
-pub fn by_index(entries: &[Entry<TypeConfig>]) -> BTreeMap<u64, &Entry<TypeConfig>> {
-    entries.iter().map(|e| (e.log_id.index, e)).collect()
 }

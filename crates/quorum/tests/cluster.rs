@@ -29,20 +29,19 @@ fn report(priority: u8) -> BTreeMap<String, GroupReport> {
     .into()
 }
 
-/// Waits up to 20 s for `pred` on `h`'s view.
+/// Polls `h`'s status until `pred` holds, for up to 20 s.
 async fn wait_for(h: &QuorumHandle, what: &str, pred: impl Fn(&tandem_quorum::QuorumView) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut rx = h.view();
     loop {
-        if pred(&rx.borrow_and_update()) {
+        let view = h.status();
+        if pred(&view) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}: {:#?}",
-            *rx.borrow()
+            "timed out waiting for {what}: {view:#?}"
         );
-        let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -109,7 +108,7 @@ async fn lease_is_granted_renewed_and_moved_by_standby() {
             .is_some_and(|g| g.releasing_to.as_deref() == Some("lb2") && g.held_until.is_none())
     })
     .await;
-    let epoch = handles[0].view().borrow().groups["VI_1"].epoch;
+    let epoch = handles[0].status().groups["VI_1"].epoch;
     handles[0]
         .op(Op::Release {
             group: "VI_1".into(),
@@ -123,7 +122,7 @@ async fn lease_is_granted_renewed_and_moved_by_standby() {
             .is_some_and(|g| g.held_until.is_some_and(|t| t > Instant::now()))
     })
     .await;
-    let v = handles[1].view().borrow().clone();
+    let v = handles[1].status();
     assert_eq!(v.groups["VI_1"].epoch, epoch + 1);
     assert!(v.members.iter().any(|m| m.name == "lb1" && m.standby));
 }

@@ -98,13 +98,17 @@ async fn unicast_rejects_other_sources_and_times_out() {
 
 #[test]
 fn multicast_in_network_namespaces() {
-    let Some(lab) = Lab::new("mc4") else { return };
+    let Some(lab) = Lab::new(PREFIX, "mc4") else {
+        return;
+    };
     multicast_pair(&lab, "239.192.0.1:5405".parse().unwrap());
 }
 
 #[test]
 fn multicast_ipv6_link_local_group() {
-    let Some(lab) = Lab::new("mc6") else { return };
+    let Some(lab) = Lab::new(PREFIX, "mc6") else {
+        return;
+    };
     multicast_pair(&lab, "[ff02::1:5405]:5405".parse().unwrap());
 }
 

@@ -47,7 +47,9 @@ fn sockaddr(ip: IpAddr, scope: u32) -> socket2::SockAddr {
 
 #[test]
 fn vrrp_socket_v4() {
-    let Some(lab) = Lab::new("v4") else { return };
+    let Some(lab) = Lab::new(PREFIX, "v4") else {
+        return;
+    };
     let (a, b) = (lab.a.clone(), lab.b.clone());
     let (ia, ib) = (lab.ifindex(&a), lab.ifindex(&b));
     // A VIP added after the socket was opened must not become the source address.
@@ -142,7 +144,9 @@ fn vrrp_socket_v4() {
 
 #[test]
 fn vrrp_socket_v6() {
-    let Some(lab) = Lab::new("v6") else { return };
+    let Some(lab) = Lab::new(PREFIX, "v6") else {
+        return;
+    };
     let (a, b) = (lab.a.clone(), lab.b.clone());
     let (ia, ib) = (lab.ifindex(&a), lab.ifindex(&b));
     run_bounded(LIMIT, move || async move {
@@ -213,7 +217,9 @@ fn addr_lines(ns: &str) -> String {
 
 #[test]
 fn netlink_interface_and_addresses() {
-    let Some(lab) = Lab::new("nl") else { return };
+    let Some(lab) = Lab::new(PREFIX, "nl") else {
+        return;
+    };
     let a = lab.a.clone();
     let ia = lab.ifindex(&a);
     // Secondary in the same subnet as the primary: must not be reported as primary.
@@ -300,7 +306,9 @@ fn neigh(lab: &Lab, ns: &str, v6: bool, addr: &str) -> String {
 
 #[test]
 fn gratuitous_arp() {
-    let Some(lab) = Lab::new("garp") else { return };
+    let Some(lab) = Lab::new(PREFIX, "garp") else {
+        return;
+    };
     let (a, b) = (lab.a.clone(), lab.b.clone());
     let (ia, ib) = (lab.ifindex(&a), lab.ifindex(&b));
     let mac_a = mac_str(MAC_A);
@@ -359,7 +367,9 @@ fn gratuitous_arp() {
 
 #[test]
 fn unsolicited_na() {
-    let Some(lab) = Lab::new("na") else { return };
+    let Some(lab) = Lab::new(PREFIX, "na") else {
+        return;
+    };
     let (a, b) = (lab.a.clone(), lab.b.clone());
     let (ia, ib) = (lab.ifindex(&a), lab.ifindex(&b));
     let mac_a = mac_str(MAC_A);

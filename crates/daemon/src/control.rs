@@ -99,15 +99,7 @@ pub fn request(path: &Path, req: &Request) -> Result<Response, ClientError> {
         path: path.to_owned(),
         source,
     };
-    let mut stream = StdUnixStream::connect(path).map_err(|source| ClientError::Connect {
-        path: path.to_owned(),
-        source,
-    })?;
-    stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    let mut line = serde_json::to_string(req).expect("requests always serialize");
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(io)?;
+    let stream = send(path, req, Some(IO_TIMEOUT))?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).map_err(io)?;
     let resp: Response = serde_json::from_str(&answer).map_err(|source| ClientError::Decode {
@@ -255,6 +247,20 @@ async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, line: &str) -> st
 
 /// Open an event stream (used by the CLI): returns the reader of JSON lines.
 pub fn events(path: &Path, follow: bool) -> Result<BufReader<StdUnixStream>, ClientError> {
+    // No read timeout: a followed stream is quiet for as long as nothing happens.
+    Ok(BufReader::new(send(
+        path,
+        &Request::Events { follow },
+        None,
+    )?))
+}
+
+/// Connect and send one request line; the stream is left for reading the answer.
+fn send(
+    path: &Path,
+    req: &Request,
+    read_timeout: Option<Duration>,
+) -> Result<StdUnixStream, ClientError> {
     let io = |source| ClientError::Io {
         path: path.to_owned(),
         source,
@@ -263,9 +269,10 @@ pub fn events(path: &Path, follow: bool) -> Result<BufReader<StdUnixStream>, Cli
         path: path.to_owned(),
         source,
     })?;
+    stream.set_read_timeout(read_timeout).map_err(io)?;
     stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
-    let mut line = serde_json::to_string(&Request::Events { follow }).expect("serializes");
+    let mut line = serde_json::to_string(req).expect("requests always serialize");
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io)?;
-    Ok(BufReader::new(stream))
+    Ok(stream)
 }

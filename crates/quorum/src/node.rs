@@ -470,10 +470,14 @@ impl Shared {
             .collect()
     }
 
-    /// Publishes the leases if they changed.
+    /// Publishes the leases if they changed. The renewal count is left out: it changes with
+    /// every renewal in the cluster and the event loop has no use for it (status has it).
     fn publish_leases(&self) {
         let applied = self.sm.borrow().clone();
-        let leases = self.leases(&applied.state);
+        let mut leases = self.leases(&applied.state);
+        for g in leases.values_mut() {
+            g.renewals = 0;
+        }
         self.leases.send_if_modified(|cur| {
             if **cur == leases {
                 false

@@ -114,11 +114,13 @@ control_socket = "$LAB_DIR/$1.sock"
 EOT
 }
 
-# tandem_start NAME CONFIG: run `tandem run` in the host; log and pid under LAB_DIR.
+# tandem_start NAME CONFIG [ARG...]: run `tandem run` in the host (with any extra
+# arguments, e.g. --join); log and pid under LAB_DIR.
 tandem_start() {
     local name=$1 cfg=$2
+    shift 2
     ip netns exec "${LAB_PREFIX}$name" env TANDEM_LOG="${TANDEM_LOG:-info}" \
-        "$TANDEM_BIN" run -c "$cfg" >>"$LAB_DIR/$name.log" 2>&1 &
+        "$TANDEM_BIN" run -c "$cfg" "$@" >>"$LAB_DIR/$name.log" 2>&1 &
     echo $! >"$LAB_DIR/$name.pid"
 }
 

@@ -5,6 +5,7 @@ set -euo pipefail
 # shellcheck source=../../scripts/lib/lab.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/lab.sh"
 INJECT=${INJECT:-$LAB_ROOT/target/debug/vrrp-inject}
+WATCH=${WATCH:-$LAB_ROOT/target/debug/vip-watch}
 
 step() { echo "--- $*"; }
 fail() {
@@ -94,3 +95,28 @@ EOT
 }
 # quorum_field NODE JQ-PATH: a field of the node's quorum status (e.g. .leader).
 quorum_field() { tandem_status "$1" --json 2>/dev/null | jq -r ".quorum$2"; }
+
+# vip_watch_start VIP NODE...: vip-watch (tests/tools) sampling every NODE's addresses and the
+# ARP replies the `client` host sees every 5 ms, until vip_watch_verdict.
+vip_watch_start() {
+    local vip=$1 n args=()
+    shift
+    [ -x "$WATCH" ] || fail "vip-watch is not built ($WATCH)"
+    for n in "$@"; do args+=(--node "$n=$(lab_ns "$n")"); done
+    "$WATCH" --vip "$vip" "${args[@]}" --client "$(lab_ns client)" --client-if eth0 --interval 5ms \
+        --duration 400s --out "$LAB_DIR/watch.json" --ready "$LAB_DIR/watch.ready" >"$LAB_DIR/watch.out" 2>&1 &
+    WATCH_PID=$!
+    wait_for "vip-watch ready" 10 test -e "$LAB_DIR/watch.ready" || fail "vip-watch did not start: $(cat "$LAB_DIR/watch.out")"
+}
+# vip_watch_verdict MIN_SAMPLES MIN_ARP_REPLIES: stop vip-watch; fail on two holders or on
+# too few samples.
+vip_watch_verdict() {
+    local rc
+    kill -TERM "$WATCH_PID"
+    wait "$WATCH_PID" && rc=0 || rc=$?
+    cat "$LAB_DIR/watch.out"
+    jq -c '{samples, arp_requests, arp_replies, violations_total, max_holders, changes: (.holder_changes | length)}' "$LAB_DIR/watch.json"
+    [ "$rc" = 0 ] || fail "vip-watch saw two holders (or failed, rc $rc): $(jq -c '.violations[:5]' "$LAB_DIR/watch.json")"
+    [ "$(jq .samples "$LAB_DIR/watch.json")" -gt "$1" ] || fail "vip-watch took too few samples"
+    [ "$(jq .arp_replies "$LAB_DIR/watch.json")" -gt "$2" ] || fail "the client saw too few ARP replies"
+}

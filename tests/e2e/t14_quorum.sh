@@ -11,8 +11,6 @@
 #   2. kill -9 of the Raft leader: a new leader is elected, the VIP has a holder again.
 #   4. Forged and unauthenticated Raft frames from the client are counted and change nothing.
 source "$(dirname "$0")/lib.sh"
-WATCH=${WATCH:-$LAB_ROOT/target/debug/vip-watch}
-[ -x "$WATCH" ] || fail "vip-watch is not built ($WATCH)"
 lab_init
 lab_host lb1 1
 lab_host lb2 2
@@ -38,11 +36,7 @@ stays_for() {
 
 step "start vip-watch, the arbiter, lb1 and lb2"
 ip netns exec "$(lab_ns client)" true # the client namespace exists
-"$WATCH" --vip "$VIP" --node "lb1=$(lab_ns lb1)" --node "lb2=$(lab_ns lb2)" --node "arb=$(lab_ns arb)" \
-    --client "$(lab_ns client)" --client-if eth0 --interval 5ms --duration 400s \
-    --out "$LAB_DIR/watch.json" --ready "$LAB_DIR/watch.ready" >"$LAB_DIR/watch.out" 2>&1 &
-WATCH_PID=$!
-wait_for "vip-watch ready" 10 test -e "$LAB_DIR/watch.ready" || fail "vip-watch did not start: $(cat "$LAB_DIR/watch.out")"
+vip_watch_start "$VIP" lb1 lb2 arb
 for n in arb lb1 lb2; do tandem_start "$n" "$LAB_DIR/$n.toml"; done
 wait_for "a Raft leader with quorum on every node" 20 bash -c "
     for n in lb1 lb2 arb; do
@@ -141,11 +135,5 @@ expect "same term" test "$(q lb1 .term)" = "$term"
 expect "lb1 still holds the VIP" holders_are $VIP lb1
 
 step "vip-watch: never two holders"
-kill -TERM $WATCH_PID
-wait $WATCH_PID && rc=0 || rc=$?
-cat "$LAB_DIR/watch.out"
-jq -c '{samples, arp_requests, arp_replies, violations_total, max_holders, changes: (.holder_changes | length)}' "$LAB_DIR/watch.json"
-[ "$rc" = 0 ] || fail "vip-watch saw two holders (or failed, rc $rc): $(jq -c '.violations[:5]' "$LAB_DIR/watch.json")"
-[ "$(jq .samples "$LAB_DIR/watch.json")" -gt 1000 ] || fail "vip-watch took too few samples"
-[ "$(jq .arp_replies "$LAB_DIR/watch.json")" -gt 100 ] || fail "the client saw too few ARP replies"
+vip_watch_verdict 1000 100
 echo "PASS"

@@ -41,6 +41,28 @@ pub enum Request {
         group: String,
         node: Option<String>,
     },
+    /// Quorum mode: add a member through a Raft membership change. `address` is an IP (the
+    /// cluster's `raft_port` is used) or an IP:port.
+    NodeAdd {
+        name: String,
+        address: String,
+        role: tandem_quorum::MemberRole,
+    },
+    /// Quorum mode: remove a member through a Raft membership change.
+    NodeRemove {
+        name: String,
+    },
+}
+
+impl Request {
+    /// How long the client waits for the answer: a new member may need a while to catch up
+    /// before it becomes a voter.
+    fn answer_within(&self) -> Duration {
+        match self {
+            Request::NodeAdd { .. } | Request::NodeRemove { .. } => Duration::from_secs(60),
+            _ => IO_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,7 +121,7 @@ pub fn request(path: &Path, req: &Request) -> Result<Response, ClientError> {
         path: path.to_owned(),
         source,
     };
-    let stream = send(path, req, Some(IO_TIMEOUT))?;
+    let stream = send(path, req, Some(req.answer_within()))?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).map_err(io)?;
     let resp: Response = serde_json::from_str(&answer).map_err(|source| ClientError::Decode {

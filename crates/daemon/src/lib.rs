@@ -19,4 +19,4 @@ mod runtime;
 pub mod status;
 pub mod tracking;
 
-pub use runtime::run;
+pub use runtime::{run, RunOptions};

@@ -5,10 +5,13 @@
 //! timerfd: a stuck Raft thread cannot keep a VIP configured past the lease.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use tandem_config::{Config, Role};
+use tandem_quorum::net::MembershipChange;
+use tandem_quorum::node::Op;
 use tandem_quorum::{
     GroupReport, LeaseTiming, Member, MemberRole, QuorumConfig, QuorumHandle, QuorumNode,
     QuorumView,
@@ -16,7 +19,7 @@ use tandem_quorum::{
 
 /// Starts the Raft member when the config asks for one (`[cluster]` with a quorum group or an
 /// arbiter).
-pub fn start(config: &Config) -> anyhow::Result<Option<QuorumHandle>> {
+pub fn start(config: &Config, join: bool) -> anyhow::Result<Option<QuorumHandle>> {
     if !config.raft_enabled() {
         return Ok(None);
     }
@@ -49,9 +52,45 @@ pub fn start(config: &Config) -> anyhow::Result<Option<QuorumHandle>> {
             renew: cluster.lease_renew,
             margin: cluster.lease_margin,
         },
+        join,
     })
     .context("starting the Raft member")?;
     Ok(Some(handle))
+}
+
+/// `tandem node add NAME ADDRESS`: the membership change, with the address completed by the
+/// cluster's `raft_port` when only an IP is given.
+pub fn node_add(
+    config: &Config,
+    name: String,
+    address: &str,
+    role: MemberRole,
+) -> Result<Op, String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a node name (letters, digits, '-', '_' and '.', at most 64)"
+        ));
+    }
+    let port = config.cluster.as_ref().map_or(5410, |c| c.raft_port);
+    let addr = match (address.parse::<SocketAddr>(), address.parse::<IpAddr>()) {
+        (Ok(sa), _) => sa,
+        (_, Ok(ip)) => SocketAddr::new(ip, port),
+        _ => {
+            return Err(format!(
+                "{address:?} is not an IP address or IP:port (the node's Raft address)"
+            ))
+        }
+    };
+    Ok(Op::Membership(MembershipChange::Add {
+        name,
+        addr: addr.to_string(),
+        role,
+    }))
 }
 
 /// What one quorum instance reports: 0 while faulted (it cannot hold the group).
@@ -85,4 +124,56 @@ pub fn reports<'a>(
     items: impl Iterator<Item = (&'a str, GroupReport)>,
 ) -> BTreeMap<String, GroupReport> {
     items.map(|(n, r)| (n.to_string(), r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/configs/valid/quorum-lb1.toml"
+        );
+        tandem_config::load(std::path::Path::new(path)).expect("fixture loads")
+    }
+
+    fn added(op: Op) -> (String, String, MemberRole) {
+        match op {
+            Op::Membership(MembershipChange::Add { name, addr, role }) => (name, addr, role),
+            other => panic!("not an add: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn node_add_completes_the_address_with_raft_port() {
+        let cfg = config();
+        let port = cfg.cluster.as_ref().unwrap().raft_port;
+        let (name, addr, role) =
+            added(node_add(&cfg, "lb3".into(), "10.0.0.4", MemberRole::Voter).unwrap());
+        assert_eq!((name.as_str(), role), ("lb3", MemberRole::Voter));
+        assert_eq!(addr, format!("10.0.0.4:{port}"));
+        let (_, addr, _) =
+            added(node_add(&cfg, "lb3".into(), "[fd00::4]:7000", MemberRole::Arbiter).unwrap());
+        assert_eq!(addr, "[fd00::4]:7000");
+        let (_, addr, _) =
+            added(node_add(&cfg, "lb3".into(), "fd00::4", MemberRole::Voter).unwrap());
+        assert_eq!(addr, format!("[fd00::4]:{port}"));
+    }
+
+    #[test]
+    fn node_add_refuses_bad_names_and_addresses() {
+        let cfg = config();
+        for bad in ["", "lb 3", "lb3/x", &"x".repeat(65)] {
+            let e = node_add(&cfg, bad.into(), "10.0.0.4", MemberRole::Voter).unwrap_err();
+            assert!(e.contains("is not a node name"), "{bad:?}: {e}");
+        }
+        for bad in ["lb3", "10.0.0.4:", "10.0.0.256", ""] {
+            let e = node_add(&cfg, "lb3".into(), bad, MemberRole::Voter).unwrap_err();
+            assert!(
+                e.contains("is not an IP address or IP:port"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 }

@@ -20,6 +20,7 @@ use tandem_health::{HealthEvent, HealthHandle, HealthRunner, Status as CheckVerd
 use tandem_netio::{
     vrrp_group, Gratuitous, InterfaceInfo, LinkEvent, LinkMonitor, Netlink, RecvMeta, VrrpSocket,
 };
+use tandem_quorum::net::MembershipChange;
 use tandem_quorum::node::Op;
 use tandem_quorum::{Leases, QuorumHandle};
 use tandem_vrrp::{Action, Auth, Instance, InstanceConfig, State, Version};
@@ -106,9 +107,17 @@ struct Inst {
     lease_until: Option<Instant>,
 }
 
+/// How the daemon was asked to start (`tandem run` flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// `--join`: a new member of a running quorum cluster; with an empty Raft store it waits
+    /// to be added (`tandem node add`) instead of bootstrapping from the config.
+    pub join: bool,
+}
+
 /// Run the daemon until SIGTERM / SIGINT. On a clean stop every master sends priority 0 and
 /// every VIP is removed; on a fatal error the VIPs are removed too before the error returns.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let nl = Netlink::new().context("opening netlink")?;
     let mut links = LinkMonitor::new().context("subscribing to link events")?;
@@ -116,7 +125,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut hb = membership::start(&config)?;
     let mut d = Daemon::build(&config, &nl).await?;
     // Quorum instances start lease-gated (Backup): nothing is held before Raft says so.
-    if let Some(h) = quorum::start(&config)? {
+    if let Some(h) = quorum::start(&config, opts.join)? {
         d.leases = Some(h.leases());
         d.quorum = Some(h);
     }
@@ -776,6 +785,29 @@ impl Daemon {
                                 Err(e) => Response::error(e),
                             }
                         }
+                        Request::NodeAdd {
+                            name,
+                            address,
+                            role,
+                        } => match quorum::node_add(config, name, &address, role)
+                            .and_then(|op| self.quorum_op(config, op))
+                        {
+                            Ok(op) => {
+                                self.spawn_op(op, p.reply);
+                                continue;
+                            }
+                            Err(e) => Response::error(e),
+                        },
+                        Request::NodeRemove { name } => {
+                            let op = Op::Membership(MembershipChange::Remove { name });
+                            match self.quorum_op(config, op) {
+                                Ok(op) => {
+                                    self.spawn_op(op, p.reply);
+                                    continue;
+                                }
+                                Err(e) => Response::error(e),
+                            }
+                        }
                     };
                     let _ = p.reply.send(resp);
                 }
@@ -1074,15 +1106,21 @@ impl Daemon {
                     .to_string(),
             );
         }
-        let cluster = config.cluster.as_ref();
+        // From the Raft membership, not the config: members added with `tandem node add`
+        // are not in this node's config.
+        let members = self
+            .quorum
+            .as_ref()
+            .map(|q| q.status().members)
+            .unwrap_or_default();
         let voter = |n: &str| {
-            cluster
-                .and_then(|c| c.node(n))
-                .is_some_and(|m| m.role == tandem_config::Role::Voter)
+            members
+                .iter()
+                .any(|m| m.name == n && m.voter && m.role == tandem_quorum::MemberRole::Voter)
         };
         match &op {
             Op::Standby { node, .. } if !voter(node) => {
-                Err(format!("{node} is not a voter of [cluster] nodes"))
+                Err(format!("{node} is not a voter of the cluster"))
             }
             Op::Prefer { group, node } => {
                 let known = self
@@ -1097,7 +1135,7 @@ impl Daemon {
                     return Err(format!("{group} is not a quorum group"));
                 }
                 match node {
-                    Some(n) if !voter(n) => Err(format!("{n} is not a voter of [cluster] nodes")),
+                    Some(n) if !voter(n) => Err(format!("{n} is not a voter of the cluster")),
                     _ => Ok(op),
                 }
             }

@@ -98,6 +98,14 @@ impl Coordinator {
         self.reports.insert(node.to_string(), groups);
     }
 
+    /// Drops what this leader heard from nodes no longer in the membership, so that a removed
+    /// node is not alive (eligible) any more.
+    pub fn forget_absent(&mut self, members: &[String]) {
+        let keep = |n: &String| members.contains(n);
+        self.last_seen.retain(|n, _| keep(n));
+        self.reports.retain(|n, _| keep(n));
+    }
+
     /// This leader committed a renewal or grant of `group` for `holder` at `now`.
     pub fn renewed(&mut self, group: &str, holder: &str, now: Instant) {
         if self.is_leader() {

@@ -16,8 +16,7 @@ pub mod types;
 
 pub use coordinator::{Coordinator, LeaseTiming};
 pub use node::{
-    GroupView, Leases, Member, MemberRole, QuorumConfig, QuorumHandle, QuorumNode, QuorumView,
-    StartError,
+    GroupView, Leases, Member, QuorumConfig, QuorumHandle, QuorumNode, QuorumView, StartError,
 };
 pub use state::{ClusterState, Command, FenceRecord, GroupReport, Lease, Reply};
-pub use types::{node_id, NodeId, TypeConfig};
+pub use types::{node_id, MemberNode, MemberRole, NodeId, TypeConfig};

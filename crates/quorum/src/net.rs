@@ -30,14 +30,13 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::state::{Command, GroupReport, Reply};
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{MemberNode, MemberRole, NodeId, TypeConfig};
 
 /// Largest payload accepted (openraft sends snapshots in chunks well below this).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -61,6 +60,21 @@ pub enum Rpc {
         node: String,
         groups: std::collections::BTreeMap<String, GroupReport>,
     },
+    /// A membership change (`tandem node add|remove`) for the leader to make.
+    Membership(MembershipChange),
+}
+
+/// A change of the Raft membership, asked for by an operator on any member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add `name` as a learner, wait until it has caught up, then make it a voter.
+    Add {
+        name: String,
+        addr: String,
+        role: MemberRole,
+    },
+    /// Remove `name` (it must hold no lease).
+    Remove { name: String },
 }
 
 /// Why a proposal forwarded to another node did not commit.
@@ -81,6 +95,8 @@ pub enum RpcReply {
     ),
     Propose(Result<Reply, ProposeError>),
     Report(Result<(), ProposeError>),
+    /// The (index, term) of the committed membership entry.
+    Membership(Result<(u64, u64), ProposeError>),
 }
 
 /// Counters of the server side (what others sent us).
@@ -328,7 +344,7 @@ pub struct PeerClient {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> PeerClient {
         // An unparsable address cannot come from our own config; it fails every call
         // (Unreachable) instead of panicking the Raft core.
         let addr = node
@@ -342,9 +358,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
+type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, MemberNode, E>>;
 
-fn net_err<E: std::error::Error>(e: FrameError) -> RPCError<NodeId, BasicNode, E> {
+fn net_err<E: std::error::Error>(e: FrameError) -> RPCError<NodeId, MemberNode, E> {
     match e {
         FrameError::Io(ref io) if io.kind() == io::ErrorKind::ConnectionRefused => {
             RPCError::Unreachable(Unreachable::new(&e))
@@ -353,7 +369,7 @@ fn net_err<E: std::error::Error>(e: FrameError) -> RPCError<NodeId, BasicNode, E
     }
 }
 
-fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, MemberNode, E> {
     let e = FrameError::Malformed("reply of the wrong kind".into());
     RPCError::Network(NetworkError::new(&e))
 }

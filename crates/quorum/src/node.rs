@@ -16,22 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Raft, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::coordinator::{Coordinator, LeaseTiming};
-use crate::net::{self, Handler, NetCounters, Network, Peer, ProposeError, Rpc, RpcReply};
+use crate::net::{
+    self, Handler, MembershipChange, NetCounters, Network, Peer, ProposeError, Rpc, RpcReply,
+};
 use crate::state::{Command, FenceRecord, GroupReport, Reply};
 use crate::store::{self, Applied};
-use crate::types::{node_id, NodeId, TypeConfig};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberRole {
-    Voter,
-    Arbiter,
-}
+use crate::types::{node_id, MemberNode, MemberRole, NodeId, TypeConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -50,6 +45,9 @@ pub struct QuorumConfig {
     pub state_dir: PathBuf,
     pub key: Vec<u8>,
     pub timing: LeaseTiming,
+    /// Joining a running cluster (`tandem run --join`): with an empty store, wait to be added
+    /// with `tandem node add` instead of bootstrapping from `members`.
+    pub join: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +129,8 @@ pub enum Op {
         epoch: u64,
     },
     RecordFence(FenceRecord),
+    /// Add or remove a member (`tandem node add|remove`).
+    Membership(MembershipChange),
 }
 
 /// The daemon's side. Cheap to clone.
@@ -233,7 +233,6 @@ struct Shared {
     /// Per group we hold: (epoch, lease end).
     held: Mutex<BTreeMap<String, (u64, Instant)>>,
     peers: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Peer>>>>,
-    names: HashMap<NodeId, String>,
     key: Arc<[u8]>,
     counters: Arc<NetCounters>,
     reports: watch::Receiver<BTreeMap<String, GroupReport>>,
@@ -297,13 +296,24 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         .is_initialized()
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    if !initialized {
+    if !initialized && cfg.join {
+        tracing::info!("raft: empty store, joining: waiting to be added with `tandem node add`");
+    } else if !initialized {
         // Every member bootstraps with the same membership from its config; openraft
-        // accepts that on every node of an empty cluster.
-        let members: BTreeMap<NodeId, BasicNode> = cfg
+        // accepts that on every node of an empty cluster. A node added later must not do
+        // this (its membership would differ from the cluster's at the same log index): it
+        // starts with `join`.
+        let members: BTreeMap<NodeId, MemberNode> = cfg
             .members
             .iter()
-            .map(|m| (node_id(&m.name), BasicNode::new(m.addr.to_string())))
+            .map(|m| {
+                let node = MemberNode {
+                    name: m.name.clone(),
+                    addr: m.addr.to_string(),
+                    role: m.role,
+                };
+                (node_id(&m.name), node)
+            })
             .collect();
         if let Err(e) = raft.initialize(members).await {
             tracing::info!(error = %e, "raft: not initialising (another member did first)");
@@ -314,11 +324,6 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
     let (ops_tx, ops_rx) = mpsc::channel(64);
     let counters = Arc::new(NetCounters::default());
     let shared = Arc::new(Shared {
-        names: cfg
-            .members
-            .iter()
-            .map(|m| (node_id(&m.name), m.name.clone()))
-            .collect(),
         coordinator: Mutex::new(Coordinator::new(cfg.me.clone(), cfg.timing)),
         cfg,
         raft,
@@ -347,15 +352,47 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
     Ok((handle, shared, ops_rx))
 }
 
+/// How long `tandem node add` waits for the new member to catch up before it is made a voter.
+const CATCH_UP: Duration = Duration::from_secs(20);
+
+/// Fewest voters `tandem node remove` leaves: with two, one failure stops every lease.
+const MIN_VOTERS: usize = 3;
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, MemberNode>>) -> ProposeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ProposeError::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ProposeError::Failed(e.to_string())
+        }
+        e => ProposeError::Failed(e.to_string()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
-    fn name(&self, id: NodeId) -> String {
-        self.names
-            .get(&id)
+    /// A member of the current Raft membership (voter or learner).
+    fn member(&self, id: NodeId) -> Option<MemberNode> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
             .cloned()
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.member(id)
+            .map(|m| m.name)
+            .or_else(|| {
+                let m = self.cfg.members.iter().find(|m| node_id(&m.name) == id)?;
+                Some(m.name.clone())
+            })
             .unwrap_or_else(|| format!("#{id}"))
     }
 
@@ -365,20 +402,15 @@ impl Shared {
         (self.cfg.timing.renew / 2).max(Duration::from_millis(50))
     }
 
+    /// The connection to a member for proposals and reports; its address comes from the
+    /// Raft membership, so members added since our config was written are reachable.
     fn peer(&self, id: NodeId) -> Option<Arc<tokio::sync::Mutex<Peer>>> {
-        let name = self.names.get(&id)?;
-        let member = self.cfg.members.iter().find(|m| &m.name == name)?;
-        Some(
-            lock(&self.peers)
-                .entry(id)
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Mutex::new(Peer::new(
-                        member.addr,
-                        self.key.clone(),
-                    )))
-                })
-                .clone(),
-        )
+        let addr: SocketAddr = self.member(id)?.addr.parse().ok()?;
+        let mut peers = lock(&self.peers);
+        let peer = peers.entry(id).or_insert_with(|| {
+            Arc::new(tokio::sync::Mutex::new(Peer::new(addr, self.key.clone())))
+        });
+        Some(peer.clone())
     }
 
     /// Proposes `cmd` locally, without forwarding (the transport's Propose handler).
@@ -430,6 +462,138 @@ impl Shared {
             }
             other => other,
         }
+    }
+
+    /// Makes a membership change here if we lead, else through the leader.
+    async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(u64, u64), ProposeError> {
+        match self.change_membership_local(change.clone()).await {
+            Err(ProposeError::NotLeader {
+                leader: Some(leader),
+            }) if leader != node_id(&self.cfg.me) => {
+                let addr: SocketAddr = self
+                    .member(leader)
+                    .and_then(|m| m.addr.parse().ok())
+                    .ok_or_else(|| {
+                        ProposeError::Failed(format!("leader #{leader} has no address"))
+                    })?;
+                // A connection of its own: the change may take as long as the new member
+                // needs to catch up, and the shared one carries our renewals meanwhile.
+                let mut peer = Peer::new(addr, self.key.clone());
+                let timeout = CATCH_UP + self.cfg.timing.lease;
+                match peer.call(&Rpc::Membership(change), timeout).await {
+                    Ok(RpcReply::Membership(r)) => r,
+                    Ok(_) => Err(ProposeError::Failed("reply of the wrong kind".into())),
+                    Err(e) => Err(ProposeError::Failed(format!(
+                        "leader {}: {e}",
+                        self.name(leader)
+                    ))),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The membership change on the leader (the transport's Membership handler).
+    async fn change_membership_local(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(u64, u64), ProposeError> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let result = match change {
+            MembershipChange::Add { name, addr, role } => {
+                let id = node_id(&name);
+                if voters.contains(&id) {
+                    return Err(ProposeError::Failed(format!("{name} is already a voter")));
+                }
+                if let Some((_, other)) = membership
+                    .nodes()
+                    .find(|(nid, n)| **nid != id && n.addr == addr)
+                {
+                    return Err(ProposeError::Failed(format!(
+                        "{addr} is already the address of {}",
+                        other.name
+                    )));
+                }
+                let node = MemberNode {
+                    name: name.clone(),
+                    addr,
+                    role,
+                };
+                // As a learner first: it copies the log without counting towards the
+                // quorum, so a new member that is slow or not yet running cannot stall
+                // commits; only once it has caught up does it become a voter.
+                let learner = tokio::time::timeout(CATCH_UP, self.raft.add_learner(id, node, true));
+                match learner.await {
+                    Err(_) => {
+                        return Err(ProposeError::Failed(format!(
+                            "{name} is a learner now but did not catch up within {CATCH_UP:?}: \
+                             is `tandem run --join` running on it? Run `tandem node add` again \
+                             once it is"
+                        )))
+                    }
+                    Ok(r) => r.map_err(write_error)?,
+                };
+                let voters = ChangeMembers::AddVoterIds([id].into());
+                self.raft.change_membership(voters, false).await
+            }
+            MembershipChange::Remove { name } => {
+                let id = node_id(&name);
+                if membership.get_node(&id).is_none() {
+                    return Err(ProposeError::Failed(format!("no member is named {name}")));
+                }
+                let applied = self.sm.borrow().clone();
+                let state = &applied.state;
+                if let Some(g) = state
+                    .groups()
+                    .into_iter()
+                    .find(|g| state.lease(g).holder.as_deref() == Some(name.as_str()))
+                {
+                    return Err(ProposeError::Failed(format!(
+                        "{name} holds the lease of {g}: run `tandem standby {name}` and wait \
+                         for the group to move before removing it"
+                    )));
+                }
+                if voters.contains(&id) {
+                    let left = voters.len() - 1;
+                    if left < MIN_VOTERS {
+                        return Err(ProposeError::Failed(format!(
+                            "removing {name} would leave {left} voters; quorum mode needs at \
+                             least {MIN_VOTERS}"
+                        )));
+                    }
+                    let change = ChangeMembers::RemoveVoters([id].into());
+                    self.raft.change_membership(change, false).await
+                } else {
+                    let change = ChangeMembers::RemoveNodes([id].into());
+                    self.raft.change_membership(change, false).await
+                }
+            }
+        };
+        let resp = result.map_err(write_error)?;
+        lock(&self.coordinator).forget_absent(&self.member_names());
+        Ok((resp.log_id.index, resp.log_id.leader_id.term))
+    }
+
+    /// The names of the current Raft membership (voters and learners).
+    fn member_names(&self) -> Vec<String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership()
+            .nodes()
+            .map(|(_, n)| n.name.clone())
+            .collect()
+    }
+
+    /// Whether `name` is a voter of the current membership.
+    fn is_voter(&self, name: &str) -> bool {
+        let id = node_id(name);
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let voter = m.membership().voter_ids().any(|v| v == id);
+        voter
     }
 
     /// The leader committed `cmd`: feed the coordinator's clock.
@@ -496,7 +660,7 @@ impl Shared {
             && m.millis_since_quorum_ack
                 .is_some_and(|ms| u128::from(ms) < self.cfg.timing.lease.as_millis());
         let voters: Vec<NodeId> = m.membership_config.voter_ids().collect();
-        QuorumView {
+        let mut view = QuorumView {
             state: format!("{:?}", m.state),
             term: m.current_term,
             leader: m.current_leader.map(|id| self.name(id)),
@@ -505,17 +669,17 @@ impl Shared {
             last_log_index: m.last_log_index,
             commit_index: self.commit_index.get(),
             applied_index: m.last_applied.map(|l| l.index),
-            members: self
-                .cfg
-                .members
-                .iter()
-                .map(|mem| MemberView {
+            members: m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, mem)| MemberView {
                     name: mem.name.clone(),
                     role: mem.role,
                     standby: state.members.get(&mem.name).is_some_and(|s| s.standby),
-                    voter: voters.contains(&node_id(&mem.name)),
+                    voter: voters.contains(id),
                 })
-                .collect(),
+                .collect::<Vec<_>>(),
             groups: self.leases(state),
             fence_history: state.fence_history.clone(),
             rpc: self
@@ -524,7 +688,9 @@ impl Shared {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-        }
+        };
+        view.members.sort_by(|a, b| a.name.cmp(&b.name));
+        view
     }
 }
 
@@ -543,7 +709,16 @@ impl Handler for Server {
                     RpcReply::InstallSnapshot(s.raft.install_snapshot(req).await)
                 }
                 Rpc::Propose(cmd) => RpcReply::Propose(s.propose_local(cmd).await),
+                Rpc::Membership(change) => {
+                    RpcReply::Membership(s.change_membership_local(change).await)
+                }
                 Rpc::Report { node, groups } => {
+                    if !s.is_voter(&node) {
+                        // A removed node that still runs must not be granted anything.
+                        return RpcReply::Report(Err(ProposeError::Failed(format!(
+                            "{node} is not a voter"
+                        ))));
+                    }
                     let mut c = lock(&s.coordinator);
                     if c.is_leader() {
                         c.reported(&node, groups, Instant::now());
@@ -569,6 +744,11 @@ async fn run(shared: Arc<Shared>, mut ops: mpsc::Receiver<(Op, oneshot::Sender<O
         let shared = shared.clone();
         tokio::spawn(async move {
             let cmd = match op {
+                Op::Membership(change) => {
+                    let r = shared.change_membership(change).await;
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                    return;
+                }
                 Op::Standby { node, standby } => Command::SetStandby { node, standby },
                 Op::Prefer { group, node } => Command::Prefer { group, node },
                 Op::Release { group, epoch } => Command::Release {

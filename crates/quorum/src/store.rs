@@ -297,13 +297,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Applied {
     pub last_applied: Option<LogId<NodeId>>,
-    pub last_membership: StoredMembership<NodeId, openraft::BasicNode>,
+    pub last_membership: StoredMembership<NodeId, crate::types::MemberNode>,
     pub state: ClusterState,
 }
 
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    meta: SnapshotMeta<NodeId, crate::types::MemberNode>,
     data: Vec<u8>,
 }
 
@@ -410,7 +410,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> StoreResult<(
         Option<LogId<NodeId>>,
-        StoredMembership<NodeId, openraft::BasicNode>,
+        StoredMembership<NodeId, crate::types::MemberNode>,
     )> {
         let a = self.lock();
         Ok((a.last_applied, a.last_membership.clone()))
@@ -456,7 +456,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        meta: &SnapshotMeta<NodeId, crate::types::MemberNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StoreResult<()> {
         let data = snapshot.into_inner();

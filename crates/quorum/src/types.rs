@@ -16,11 +16,37 @@ openraft::declare_raft_types!(
         D = Command,
         R = Reply,
         NodeId = NodeId,
-        Node = openraft::BasicNode,
+        Node = MemberNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+/// A member as the Raft membership records it: its name, where its transport listens, and
+/// whether it may hold VIPs. Carried in the log so that a member added with `tandem node add`
+/// is known by name and address to every other member without a config change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberNode {
+    pub name: String,
+    pub addr: String,
+    pub role: MemberRole,
+}
+
+impl std::fmt::Display for MemberNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {:?})", self.name, self.addr, self.role)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// Votes and may hold VIPs.
+    #[default]
+    Voter,
+    /// Votes, never holds a VIP.
+    Arbiter,
+}
 
 /// The first 8 bytes of SHA-256 of the name, big-endian.
 pub fn node_id(name: &str) -> NodeId {

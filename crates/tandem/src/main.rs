@@ -32,6 +32,11 @@ enum Cmd {
         /// Config file.
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Quorum mode, a new member of a running cluster: with an empty Raft store, wait to
+        /// be added with `tandem node add` on a member instead of bootstrapping a cluster from
+        /// [cluster] nodes. Ignored once the store holds a log.
+        #[arg(long)]
+        join: bool,
     },
     /// Validate a config file: every error as file:line:col, exit 1 if any. Also checks this
     /// machine's side (cluster key permissions, serial devices) unless --no-local.
@@ -95,6 +100,9 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Quorum mode: change the cluster's members through a Raft membership change.
+    #[command(subcommand)]
+    Node(NodeCmd),
     /// Print a stopped node's Raft store as JSON: the committed log id, every log entry and
     /// the applied state (for post-mortems and the durability tests). The daemon holds the
     /// store's lock while it runs: stop it first.
@@ -257,6 +265,29 @@ fn main() -> ExitCode {
             };
             send_op(&target, &Request::Move { group, node }, &done)
         }
+        Cmd::Node(NodeCmd::Add {
+            name,
+            address,
+            arbiter,
+            target,
+        }) => {
+            let role = if arbiter {
+                tandem_quorum::MemberRole::Arbiter
+            } else {
+                tandem_quorum::MemberRole::Voter
+            };
+            let done = format!("{name} is a member (voter)");
+            let req = Request::NodeAdd {
+                name,
+                address,
+                role,
+            };
+            send_op(&target, &req, &done)
+        }
+        Cmd::Node(NodeCmd::Remove { name, target }) => {
+            let done = format!("{name} is no longer a member; stop tandem on it");
+            send_op(&target, &Request::NodeRemove { name }, &done)
+        }
         Cmd::RaftLog { state_dir } => match tandem_quorum::store::inspect(&state_dir) {
             Ok(found) => {
                 emit(&(serde_json::to_string(&found).expect("serializes") + "\n"));
@@ -320,7 +351,7 @@ fn main() -> ExitCode {
             action.into(),
             yes,
         ),
-        Cmd::Run { config } => {
+        Cmd::Run { config, join } => {
             init_logging();
             let cfg = match tandem_config::load(&config) {
                 Ok(c) => c,
@@ -345,7 +376,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match rt.block_on(tandem_daemon::run(cfg)) {
+            match rt.block_on(tandem_daemon::run(cfg, tandem_daemon::RunOptions { join })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("fatal: {e:#}");
@@ -374,6 +405,31 @@ fn fetch_status(target: &Target) -> Result<tandem_daemon::status::StatusReport, 
 }
 
 /// Send an operator request that goes through the Raft log; print `done` once committed.
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// Add a member. Start tandem on it first with `tandem run --join` (its config lists the
+    /// cluster's nodes and itself); it is added as a learner, copies the log, and becomes a
+    /// voter once it has caught up (up to 20 s).
+    Add {
+        /// Its node name ([node] name in its config).
+        name: String,
+        /// Its Raft address: an IP (the cluster's raft_port is used) or IP:port.
+        address: String,
+        /// An arbiter: votes, never holds a VIP.
+        #[arg(long)]
+        arbiter: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove a member. It must hold no lease (`tandem standby NODE` first), and at least
+    /// three voters must remain. Stop tandem on it afterwards.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
 fn send_op(target: &Target, req: &Request, done: &str) -> ExitCode {
     let socket = match target.socket() {
         Ok(s) => s,

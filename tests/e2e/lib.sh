@@ -120,3 +120,45 @@ vip_watch_verdict() {
     [ "$(jq .samples "$LAB_DIR/watch.json")" -gt "$1" ] || fail "vip-watch took too few samples"
     [ "$(jq .arp_replies "$LAB_DIR/watch.json")" -gt "$2" ] || fail "the client saw too few ARP replies"
 }
+
+SIMS=$LAB_ROOT/tests/fixtures/sims
+
+# lab_bmc HOST NODE ADDR PORT PASS: a simulated BMC for NODE (OpenIPMI ipmi_sim, from
+# tests/fixtures/sims) running in HOST's namespace on ADDR:PORT, login admin / PASS. Powering
+# it off does to NODE what losing power does: its daemon dies (kill -9) and it drops off the
+# network (link down, its addresses and any VIP gone); powering it on brings the link and
+# NODE's own addresses back (restarting the daemon is the test's job). State in
+# LAB_DIR/bmc-NODE.
+lab_bmc() {
+    local host=$1 node=$2 addr=$3 port=$4 pass=$5 ns
+    ns=$(lab_ns "$node")
+    lab_exec "$host" env SIM_BIND="$addr" BMC_USER=admin BMC_PASS="$pass" \
+        BMC_OFF_HOOK="kill -9 \$(cat '$LAB_DIR/$node.pid') 2>/dev/null; ip -n $ns link set eth0 down; ip -n $ns addr flush dev eth0 scope global" \
+        BMC_ON_HOOK="ip -n $ns addr add $(lab_ip4 "$node")/24 dev eth0; ip -n $ns addr add $(lab_ip6 "$node")/64 dev eth0 nodad; ip -n $ns link set eth0 up" \
+        "$SIMS/ipmi/start-bmc.sh" "$port" "$LAB_DIR/bmc-$node" >/dev/null ||
+        fail "the simulated BMC of $node did not start: $(cat "$LAB_DIR/bmc-$node/ipmi_sim.log" 2>/dev/null)"
+}
+# bmc_power NODE: on or off, as NODE's simulated BMC has it (out of band).
+bmc_power() { cat "$LAB_DIR/bmc-$1/power"; }
+bmc_is() { [ "$(bmc_power "$1")" = "$2" ]; }
+
+# fence_ipmi_config NODE ADDRESS: the [[fence_device]] and [[fence_level]] that fence NODE
+# through its BMC at ADDRESS (ip:port), password in LAB_DIR/bmc.pass.
+fence_ipmi_config() {
+    cat <<EOT
+
+[[fence_device]]
+name = "$1-bmc"
+driver = "ipmi"
+address = "$2"
+username = "admin"
+password_file = "$LAB_DIR/bmc.pass"
+timeout = "10s"
+retries = 0
+
+[[fence_level]]
+node = "$1"
+level = 1
+devices = [{ device = "$1-bmc" }]
+EOT
+}

@@ -18,14 +18,21 @@
 //! The format (see ARCHITECTURE.md, "The config users write") uses keepalived's vocabulary
 //! where it has one. Durations are strings like `"100ms"` or `"1.5s"` ([`parse_duration`]).
 //! This build supports `[node]`, `[cluster]`, `[[heartbeat]]`, `[[vrrp_instance]]`,
-//! `[[check]]`, `[[vrrp_sync_group]]`, `[[fence_device]]` and `[[fence_level]]`; the instance
-//! key `fence_on_takeover` is refused with a message saying it is not supported yet.
+//! `[[check]]`, `[[vrrp_sync_group]]`, `[[fence_device]]` and `[[fence_level]]`.
 //!
 //! Fencing: a `[[fence_device]]` ([`FenceDeviceConfig`]) is a driver (`"ipmi"`, `"pdu-snmp"`,
 //! `"switch-snmp"`, `"fence-agent"`) with its parameters; a `[[fence_level]]`
 //! ([`FenceLevelConfig`]) gives one level of a node's fencing topology, the devices that must
 //! all succeed. Secrets are never written in the file: each is a [`SecretRef`], a `*_file` path
 //! or a `*_env` variable name, which this crate never reads.
+//!
+//! Fencing before a takeover: `fence_on_takeover = true` on an instance
+//! ([`VrrpInstance::fence_on_takeover`]) needs a `[cluster]`, and a `[[fence_level]]` for every
+//! other voter of `[cluster] nodes` (the nodes this one may have to fence). In `vrrp` mode it is
+//! for a pair: exactly two nodes, neither an arbiter; with more members the majority decides,
+//! in `mode = "quorum"`. `[node] fence_delay` and `fence_random_delay`
+//! ([`NodeConfig::fence_delay`]) settle a pair's fence race, and `[cluster] unfence`
+//! ([`Unfence`]) says who switches a fenced node back on.
 //!
 //! Cluster: `[cluster]` ([`Cluster`]) names the cluster, the key file every heartbeat frame is
 //! authenticated with, and every member ([`ClusterNode`]), this node included: `[node] name`
@@ -371,6 +378,32 @@ pub struct Cluster {
     /// TCP port of the Raft transport on every member's [`ClusterNode::address`] (default
     /// [`DEFAULT_RAFT_PORT`]); the same on every node because peers are dialled on it.
     pub raft_port: u16,
+    /// `unfence = "manual"` (the default) or `"auto"`: who switches a fenced node's fence
+    /// devices on again once it is heard again, the operator or the cluster (see [`Unfence`]).
+    pub unfence: Unfence,
+}
+
+/// `[cluster] unfence`: what happens to the fence devices of a node that was fenced and is
+/// heard again (it came back, e.g. over a heartbeat path its fence did not cut).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unfence {
+    /// `"manual"` (the default): only the operator switches the devices on again
+    /// (`tandem fence NODE --action on`); the node stays fenced until then.
+    #[default]
+    Manual,
+    /// `"auto"`: the node that hears the fenced node again switches its fence devices on
+    /// again by itself.
+    Auto,
+}
+
+impl Unfence {
+    /// `"manual"` or `"auto"`, as in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unfence::Manual => "manual",
+            Unfence::Auto => "auto",
+        }
+    }
 }
 
 /// One entry of `[cluster] nodes`: `{ name = "lb1", address = "10.0.0.1", role = "voter" }`.
@@ -623,7 +656,23 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// default /run/tandem/tandem.sock
     pub control_socket: PathBuf,
+    /// `fence_delay` (default 0, at most [`MAX_FENCE_DELAY`]): in vrrp mode with
+    /// `fence_on_takeover`, this node waits `fence_delay` plus a random time of up to
+    /// `fence_random_delay` before fencing its peer, so that in a full split (both nodes alive,
+    /// neither hearing the other) exactly one node fences the other: the node without a delay
+    /// wins the race and survives. Set it on one node of the pair only. Not used in quorum
+    /// mode, where the Raft leader fences.
+    pub fence_delay: Duration,
+    /// `fence_random_delay` (default 0, at most [`MAX_FENCE_DELAY`]): the bound of the random
+    /// part added to [`NodeConfig::fence_delay`] before each fence of the peer, for a pair
+    /// where neither node is preferred or as extra spread on top of a fixed delay.
+    pub fence_random_delay: Duration,
 }
+
+/// The longest `[node] fence_delay` and `fence_random_delay` accepted (5 minutes): the VIPs
+/// stay down for the delay when the peer really failed, and a longer one is more likely a unit
+/// slip than intent.
+pub const MAX_FENCE_DELAY: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -809,6 +858,13 @@ pub struct VrrpInstance {
     pub garp_master_refresh_repeat: u32,
     pub garp_lower_prio_repeat: u32,
     pub higher_prio_send_advert: bool,
+    /// `fence_on_takeover = true` (default false): the node that would take over fences the
+    /// holder first and takes the VIPs only once the fence is verified. In `vrrp` mode the
+    /// backup fences a peer that is silent on every heartbeat channel (after
+    /// [`NodeConfig::fence_delay`]); in `quorum` mode the Raft leader fences a silent holder
+    /// and then reassigns at once. Needs a `[cluster]`; in `vrrp` mode it must be a pair (two
+    /// nodes, no arbiter); every other voter of `[cluster] nodes` needs a `[[fence_level]]`.
+    pub fence_on_takeover: bool,
     /// `track_interface = ["eth1", { interface = "eth2", weight = -20 }]`: a bare name is
     /// weight 0 (down = FAULT).
     pub track_interface: Vec<Track>,
@@ -1014,6 +1070,8 @@ virtual_ipaddress = ["192.0.2.100/24"]
         assert_eq!(c.node.role, Role::Voter);
         assert_eq!(c.node.state_dir, Path::new(DEFAULT_STATE_DIR));
         assert_eq!(c.node.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
+        assert_eq!(c.node.fence_delay, Duration::ZERO);
+        assert_eq!(c.node.fence_random_delay, Duration::ZERO);
         let i = &c.vrrp_instances[0];
         assert_eq!(i.priority, 100);
         assert_eq!(i.version, VrrpVersion::V3);
@@ -1031,6 +1089,7 @@ virtual_ipaddress = ["192.0.2.100/24"]
         assert_eq!(i.garp_master_refresh_repeat, 1);
         assert_eq!(i.garp_lower_prio_repeat, 5);
         assert!(i.higher_prio_send_advert);
+        assert!(!i.fence_on_takeover);
         assert!(i.track_interface.is_empty());
         assert!(i.track_check.is_empty());
         assert!(i.track_file.is_empty());
@@ -1260,7 +1319,11 @@ auth_pass = "x"
             ),
             (
                 "fence_on_takeover = true",
-                "is not supported by this build yet",
+                "fence_on_takeover: needs a [cluster] section",
+            ),
+            (
+                "fence_on_takeover = 1",
+                "expected true or false, found an integer",
             ),
             (
                 "version = 2\nauthentication = { auth_type = \"pass\", auth_pass = \"x\" }",
@@ -1353,6 +1416,16 @@ auth_pass = "x"
                 "control_socket: must be an absolute path",
             ),
             ("nmae = \"x\"", "did you mean \"name\"?"),
+            (
+                "fence_delay = \"10m\"",
+                "t.toml:4:15: fence_delay: 10m is longer than the maximum of 5m",
+            ),
+            (
+                "fence_random_delay = \"301s\"",
+                "t.toml:4:22: fence_random_delay: 301s is longer than the maximum of 5m",
+            ),
+            ("fence_delay = 5", "fence_delay: expected a duration string"),
+            ("fence_dleay = \"1s\"", "did you mean \"fence_delay\"?"),
         ];
         for (extra, want) in cases {
             let text = MINIMAL.replace("name = \"lb1\"", &format!("name = \"lb1\"\n{extra}"));
@@ -1366,6 +1439,19 @@ auth_pass = "x"
         );
         let got = parse_err(&MINIMAL.replace("name = \"lb1\"", "name = \"\""));
         assert!(got.contains("name: must not be empty"), "{got}");
+    }
+
+    #[test]
+    fn fence_delays_are_read_up_to_the_maximum() {
+        let c = parse_ok(&MINIMAL.replace(
+            "name = \"lb1\"",
+            "name = \"lb1\"\nfence_delay = \"5m\"\nfence_random_delay = \"1.5s\"",
+        ));
+        assert_eq!(c.node.fence_delay, MAX_FENCE_DELAY);
+        assert_eq!(c.node.fence_random_delay, Duration::from_millis(1500));
+        let c =
+            parse_ok(&MINIMAL.replace("name = \"lb1\"", "name = \"lb1\"\nfence_delay = \"0s\""));
+        assert_eq!(c.node.fence_delay, Duration::ZERO);
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::position::LineIndex;
 use crate::suggest::did_you_mean;
 use crate::tree::{value_type_name, Field, Node, Span, TableRef};
 use crate::{
-    AddressFamily, Authentication, Config, Diagnostic, IpPrefix, Mode, NodeConfig, Origin, Role,
-    VrrpInstance, VrrpVersion, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
+    format_duration, AddressFamily, Authentication, Cluster, Config, Diagnostic, IpPrefix, Mode,
+    NodeConfig, Origin, Role, VrrpInstance, VrrpVersion, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
+    MAX_FENCE_DELAY,
 };
 
 mod checks;
@@ -230,7 +231,14 @@ struct KeySpec {
 }
 
 const NODE_KEYS: KeySpec = KeySpec {
-    valid: &["name", "role", "state_dir", "control_socket"],
+    valid: &[
+        "name",
+        "role",
+        "state_dir",
+        "control_socket",
+        "fence_delay",
+        "fence_random_delay",
+    ],
     unsupported: &[],
     notes: &[],
 };
@@ -262,14 +270,10 @@ const INSTANCE_KEYS: KeySpec = KeySpec {
         "track_file",
         "notify",
         "notify_timeout",
+        "fence_on_takeover",
     ],
-    unsupported: &["fence_on_takeover"],
+    unsupported: &[],
     notes: &[
-        (
-            "fence_on_takeover",
-            "fencing before a takeover needs the cluster's coordination of fencing, which this \
-             build does not have yet; fence a node by hand with `tandem fence NODE`",
-        ),
         (
             "state",
             "tandem has no initial state: the instance with the highest priority becomes master",
@@ -602,23 +606,45 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         .as_ref()
         .and_then(|c| c.cluster.as_ref())
         .map(|c| c.nodes.iter().map(|n| n.name.as_str()).collect());
-    let levels: Vec<fencing::LevelOut> = match &fence_levels_field {
-        Some(f) => section_tables(ctx, f)
-            .tables
-            .into_iter()
-            .map(|(t, fallback)| {
-                fencing::level(
-                    ctx,
-                    t,
-                    fallback,
-                    device_names.as_deref(),
-                    node_names.as_deref(),
-                )
-            })
-            .collect(),
-        None => Vec::new(),
+    let (levels, levels_complete): (Vec<fencing::LevelOut>, bool) = match &fence_levels_field {
+        Some(f) => {
+            let tables = section_tables(ctx, f);
+            let outs = tables
+                .tables
+                .into_iter()
+                .map(|(t, fallback)| {
+                    fencing::level(
+                        ctx,
+                        t,
+                        fallback,
+                        device_names.as_deref(),
+                        node_names.as_deref(),
+                    )
+                })
+                .collect();
+            (outs, tables.complete)
+        }
+        None => (Vec::new(), true),
     };
     fencing::levels_cross_check(ctx, &levels);
+    // The nodes with a [[fence_level]]; `None` when some level could not be read (its node
+    // unknown), so no node is reported as having none.
+    let fenced_nodes: Option<Vec<&str>> = if levels_complete && !misspelt.contains(&"fence_level") {
+        levels.iter().map(|l| l.node.as_deref()).collect()
+    } else {
+        None
+    };
+    for (mode, span) in instances.iter().filter_map(|i| i.fence.clone()) {
+        fence_on_takeover_rules(
+            ctx,
+            mode,
+            span,
+            cluster_out.as_ref().and_then(|c| c.cluster.as_ref()),
+            cluster_field.is_some() || misspelt.contains(&"cluster"),
+            node.config.as_ref().map(|n| n.name.as_str()),
+            fenced_nodes.as_deref(),
+        );
+    }
 
     if !ctx.diags.is_empty() {
         return None;
@@ -659,6 +685,80 @@ pub(crate) fn check<'a>(root: &'a Table, ctx: &mut Ctx<'a>, path: &Path) -> Opti
         fence_devices,
         fence_levels,
     })
+}
+
+/// `fence_on_takeover`: a cluster to know the peers from, the pair shape in vrrp mode, and a
+/// way to fence every node this one may have to fence. `cluster_written`: a [cluster] is
+/// there (maybe with errors already reported), so only its absence is reported here.
+/// `fenced_nodes`: the nodes with a `[[fence_level]]` (`None`: not all levels could be read).
+/// Every error points at the instance's `fence_on_takeover` value.
+fn fence_on_takeover_rules(
+    ctx: &mut Ctx<'_>,
+    mode: Mode,
+    span: Option<Span>,
+    cluster: Option<&Cluster>,
+    cluster_written: bool,
+    me: Option<&str>,
+    fenced_nodes: Option<&[&str]>,
+) {
+    let Some(cluster) = cluster else {
+        if !cluster_written {
+            ctx.error(
+                span,
+                "fence_on_takeover: needs a [cluster] section".to_string(),
+                Some(
+                    "fencing acts on a node the heartbeats declared silent: add [cluster] with \
+                     the nodes and a [[heartbeat]], and a [[fence_level]] for the peer"
+                        .to_string(),
+                ),
+            );
+        }
+        return;
+    };
+    if mode == Mode::Vrrp {
+        let arbiter = cluster.nodes.iter().any(|n| n.role == Role::Arbiter);
+        if cluster.nodes.len() != 2 || arbiter {
+            ctx.error(
+                span.clone(),
+                format!(
+                    "fence_on_takeover: in vrrp mode it is for a pair without an arbiter; \
+                     [cluster] has {} nodes{}",
+                    cluster.nodes.len(),
+                    if arbiter { " with an arbiter" } else { "" }
+                ),
+                Some(
+                    "with three or more members use mode = \"quorum\", where the majority \
+                     decides who fences (fence_on_takeover works there too)"
+                        .to_string(),
+                ),
+            );
+            return;
+        }
+    }
+    let (Some(me), Some(fenced_nodes)) = (me, fenced_nodes) else {
+        return;
+    };
+    for n in &cluster.nodes {
+        if n.name == me || n.role != Role::Voter || fenced_nodes.contains(&n.name.as_str()) {
+            continue;
+        }
+        let which = match mode {
+            Mode::Vrrp => "the node this one would fence",
+            Mode::Quorum => "a node this one may have to fence (as the Raft leader)",
+        };
+        ctx.error(
+            span.clone(),
+            format!(
+                "fence_on_takeover: no [[fence_level]] for {}, {which}",
+                n.name
+            ),
+            Some(format!(
+                "add a [[fence_device]] for {0} (its BMC, PDU outlet or switch port) and \
+                 [[fence_level]] node = \"{0}\", level = 1, devices = [{{ device = \"...\" }}]",
+                n.name
+            )),
+        );
+    }
 }
 
 /// Report a top-level key that is not a supported section. Returns the section it looks like a
@@ -783,12 +883,17 @@ fn node_section<'a>(
         }
     }
 
+    let fence_delay = fence_delay_key(ctx, sec.get("fence_delay"));
+    let fence_random_delay = fence_delay_key(ctx, sec.get("fence_random_delay"));
+
     let config = (|| {
         Some(NodeConfig {
             name: name.as_ref()?.0.clone(),
             role: role?,
             state_dir: state_dir?,
             control_socket: control_socket.filter(|p| p.as_os_str().len() <= 107)?,
+            fence_delay: fence_delay?,
+            fence_random_delay: fence_random_delay?,
         })
     })();
     let role_field = sec.get("role").cloned();
@@ -799,6 +904,31 @@ fn node_section<'a>(
         name,
         role_field,
     }
+}
+
+/// `fence_delay` / `fence_random_delay`: 0 when absent, at most [`MAX_FENCE_DELAY`].
+fn fence_delay_key<'a>(ctx: &mut Ctx<'a>, f: Option<&Field<'a>>) -> Option<Duration> {
+    let Some(f) = f else {
+        return Some(Duration::ZERO);
+    };
+    let (d, text) = ctx.duration(f)?;
+    if d > MAX_FENCE_DELAY {
+        ctx.error(
+            f.span(),
+            format!(
+                "{}: {text} is longer than the maximum of {}",
+                f.key,
+                format_duration(MAX_FENCE_DELAY)
+            ),
+            Some(
+                "the delay only has to outlast the other node's fence (seconds); a longer one \
+                 keeps the VIPs down that long when the peer really failed"
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
+    Some(d)
 }
 
 /// An absolute path, or `default` when the key is absent. Relative paths are refused because
@@ -899,6 +1029,8 @@ struct InstanceOut {
     vips: Vec<(IpAddr, Option<Span>)>,
     /// Where `mode = "quorum"` is, for the rules about the cluster it needs.
     quorum: Option<Option<Span>>,
+    /// `fence_on_takeover = true`: the instance's mode and where the key is.
+    fence: Option<(Mode, Option<Span>)>,
 }
 
 /// The tables of a `[[section]]`, however it was written.
@@ -1209,6 +1341,12 @@ fn instance<'a>(
     // 0 is allowed here: it means "answer a lower-priority master with adverts only".
     let garp_lower_prio_repeat = int_or(ctx, &sec, "garp_lower_prio_repeat", 5, 0);
     let higher_prio_send_advert = bool_or(ctx, &sec, "higher_prio_send_advert", true);
+    let fence_field = sec.get("fence_on_takeover");
+    let fence_on_takeover = bool_or(ctx, &sec, "fence_on_takeover", false);
+    let fence = match (fence_on_takeover, fence_field, mode) {
+        (Some(true), Some(f), Some(m)) => Some((m, f.span())),
+        _ => None,
+    };
     let tracks = tracking::instance_tracks(ctx, &sec, priority, check_names);
     let notify = tracking::notify(ctx, &sec);
 
@@ -1234,6 +1372,7 @@ fn instance<'a>(
             garp_master_refresh_repeat: garp_master_refresh_repeat?,
             garp_lower_prio_repeat: garp_lower_prio_repeat?,
             higher_prio_send_advert: higher_prio_send_advert?,
+            fence_on_takeover: fence_on_takeover?,
             track_interface: tracks.interface?,
             track_check: tracks.check?,
             track_file: tracks.file?,
@@ -1250,6 +1389,7 @@ fn instance<'a>(
         family,
         vips: vip_spans,
         quorum,
+        fence,
     }
 }
 

@@ -189,6 +189,14 @@ fn every_key_sets_the_new_keys() {
             5411
         )
     );
+    assert_eq!(cluster.unfence, tandem_config::Unfence::Auto);
+    assert_eq!(
+        (c.node.fence_delay, c.node.fence_random_delay),
+        (
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_millis(500)
+        )
+    );
     // An arbiter among the members: Raft runs although every instance is mode = "vrrp".
     assert!(c.raft_enabled());
     let kinds: Vec<&str> = c.heartbeats.iter().map(|h| h.kind.name()).collect();
@@ -328,6 +336,60 @@ fn the_fencing_example_is_what_its_comments_say() {
             (3, vec!["lb2-uplink".to_string()]),
         ]
     );
+}
+
+/// The vrrp pair fences its peer before a takeover: lb1 has the delays (so lb2 wins a fence
+/// race), unfences automatically, and can fence lb2; the quorum example is quorum-lb1.toml
+/// plus fencing.
+#[test]
+fn the_fence_examples_are_what_their_comments_say() {
+    use std::time::Duration;
+    use tandem_config::{Mode, Unfence};
+    let dir = configs_dir().join("valid");
+    let pair = tandem_config::load(&dir.join("fence-vrrp-pair.toml")).unwrap();
+    let i = &pair.vrrp_instances[0];
+    assert!(i.fence_on_takeover);
+    assert_eq!(i.mode, Mode::Vrrp);
+    assert_eq!(
+        (pair.node.fence_delay, pair.node.fence_random_delay),
+        (Duration::from_secs(5), Duration::from_secs(1))
+    );
+    let cluster = pair.cluster.as_ref().unwrap();
+    assert_eq!(cluster.unfence, Unfence::Auto);
+    assert_eq!(cluster.nodes.len(), 2);
+    let levels = pair.fence_levels_of("lb2");
+    assert_eq!(levels.len(), 1);
+    assert!(pair.fence_device(&levels[0].devices[0]).is_some());
+    assert!(pair.fence_levels_of("lb1").is_empty());
+    // Its cluster and channels are cluster-lb1.toml's.
+    let plain = tandem_config::load(&dir.join("cluster-lb1.toml")).unwrap();
+    let channels = |c: &tandem_config::Config| -> Vec<_> {
+        c.heartbeats
+            .iter()
+            .map(|h| (h.kind.clone(), h.interval, h.timeout))
+            .collect()
+    };
+    assert_eq!(channels(&pair), channels(&plain));
+    assert_eq!(cluster.nodes, plain.cluster.as_ref().unwrap().nodes);
+
+    let q = tandem_config::load(&dir.join("fence-quorum.toml")).unwrap();
+    let plain = tandem_config::load(&dir.join("quorum-lb1.toml")).unwrap();
+    let i = &q.vrrp_instances[0];
+    assert!(i.fence_on_takeover);
+    assert_eq!(i.mode, Mode::Quorum);
+    let (qc, pc) = (q.cluster.as_ref().unwrap(), plain.cluster.as_ref().unwrap());
+    assert_eq!(
+        (&qc.nodes, qc.lease, qc.raft_port),
+        (&pc.nodes, pc.lease, pc.raft_port)
+    );
+    assert_eq!(channels(&q), channels(&plain));
+    assert_eq!(q.cluster.as_ref().unwrap().unfence, Unfence::Manual);
+    assert_eq!(
+        (q.node.fence_delay, q.node.fence_random_delay),
+        (Duration::ZERO, Duration::ZERO)
+    );
+    assert_eq!(q.fence_levels_of("lb2").len(), 1);
+    assert!(q.fence_levels_of("arb").is_empty());
 }
 
 #[test]

@@ -52,6 +52,11 @@ pub enum Request {
     NodeRemove {
         name: String,
     },
+    /// An operator's `tandem fence NODE` ran: keep it in the fence history (the Raft log in
+    /// quorum mode, the daemon's own otherwise).
+    RecordFence {
+        record: tandem_quorum::FenceRecord,
+    },
 }
 
 impl Request {

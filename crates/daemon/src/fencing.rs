@@ -2,22 +2,26 @@
 //! drivers and topologies, loading every secret through [`SecretSource`].
 //!
 //! Role: the one place that turns config data into live fencing devices, for the operator's
-//! `tandem fence` commands now and the daemon's fencing policy later.
+//! `tandem fence` commands and the daemon's own fences (the quorum coordinator's
+//! [`TopologyFencer`], the vrrp pair's [`fence_off`]).
 //!
 //! Must never: put a secret's value in an error (errors name the device and the file or
 //! variable, never the value), or build a device whose secret could not be loaded.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tandem_config::{
     Config, FenceDeviceConfig, FenceDriverConfig, PlugRef, SecretRef, SnmpCredentials,
 };
 use tandem_fence::{
-    pdu, AuthProtocol, Driver, FenceAgentConfig, FenceAgentDriver, FenceDevice, FenceLevel,
-    FenceTopology, IpmiConfig, IpmiDriver, OutletRef, PduSnmpConfig, PduSnmpDriver, PortRef,
-    PrivProtocol, Privilege, Secret, SecretSource, SnmpAuth, SnmpTarget, SwitchSnmpConfig,
+    pdu, AuthProtocol, Driver, FenceAction, FenceAgentConfig, FenceAgentDriver, FenceDevice,
+    FenceLevel, FenceTopology, IpmiConfig, IpmiDriver, OutletRef, PduSnmpConfig, PduSnmpDriver,
+    PortRef, PrivProtocol, Privilege, Secret, SecretSource, SnmpAuth, SnmpTarget, SwitchSnmpConfig,
     SwitchSnmpDriver,
 };
+use tandem_quorum::{FenceOutcome, Fencer};
 
 /// Why a device or topology could not be built. Never contains a secret.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -215,6 +219,52 @@ pub fn topology_for(config: &Config, node: &str) -> Result<FenceTopology, Fencin
         node: node.to_string(),
         levels: out,
     })
+}
+
+/// Switches `node` off through its levels, for the daemon's own fencing (the coordinator in
+/// quorum mode, the pair policy in vrrp mode). The topology is built at each fence, so a
+/// secret file changed since start is read again and a missing one is this fence's error.
+pub async fn fence_off(config: &Config, node: &str) -> FenceOutcome {
+    match topology_for(config, node) {
+        Err(e) => FenceOutcome {
+            verified: false,
+            detail: e.to_string(),
+        },
+        Ok(t) => {
+            let report = t.fence(FenceAction::Off).await;
+            FenceOutcome {
+                verified: report.success(),
+                detail: report.summary(),
+            }
+        }
+    }
+}
+
+/// The quorum coordinator's [`Fencer`]: [`fence_off`] with this node's config.
+pub struct TopologyFencer {
+    config: Arc<Config>,
+}
+
+impl TopologyFencer {
+    pub fn new(config: Config) -> TopologyFencer {
+        TopologyFencer {
+            config: Arc::new(config),
+        }
+    }
+}
+
+// By hand: the config names secret files, and a Debug dump has no business listing them.
+impl std::fmt::Debug for TopologyFencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopologyFencer")
+    }
+}
+
+impl Fencer for TopologyFencer {
+    fn fence(&self, node: String) -> Pin<Box<dyn Future<Output = FenceOutcome> + Send>> {
+        let config = self.config.clone();
+        Box::pin(async move { fence_off(&config, &node).await })
+    }
 }
 
 #[cfg(test)]

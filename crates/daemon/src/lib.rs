@@ -14,6 +14,7 @@ mod events;
 pub mod fencing;
 mod membership;
 mod notify;
+mod pair_fence;
 mod quorum;
 mod runtime;
 pub mod status;

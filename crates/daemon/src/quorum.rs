@@ -6,14 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::fencing::TopologyFencer;
 use anyhow::Context as _;
 use tandem_config::{Config, Role};
 use tandem_quorum::net::MembershipChange;
 use tandem_quorum::node::Op;
 use tandem_quorum::{
-    GroupReport, LeaseTiming, Member, MemberRole, QuorumConfig, QuorumHandle, QuorumNode,
+    Fencer, GroupReport, LeaseTiming, Member, MemberRole, QuorumConfig, QuorumHandle, QuorumNode,
     QuorumView,
 };
 
@@ -52,6 +54,10 @@ pub fn start(config: &Config, join: bool) -> anyhow::Result<Option<QuorumHandle>
             renew: cluster.lease_renew,
             margin: cluster.lease_margin,
         },
+        // Any member may lead and then fence a silent holder, so every member with fencing
+        // configured offers it; without, such a fence fails and is recorded as failed.
+        fencer: (!config.fence_levels.is_empty())
+            .then(|| Arc::new(TopologyFencer::new(config.clone())) as Arc<dyn Fencer>),
         join,
     })
     .context("starting the Raft member")?;
@@ -94,10 +100,11 @@ pub fn node_add(
 }
 
 /// What one quorum instance reports: 0 while faulted (it cannot hold the group).
-pub fn report(priority: u8, fault: bool, preempt: bool) -> GroupReport {
+pub fn report(priority: u8, fault: bool, preempt: bool, fence: bool) -> GroupReport {
     GroupReport {
         priority: if fault { 0 } else { priority },
         preempt,
+        fence,
     }
 }
 

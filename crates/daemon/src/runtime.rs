@@ -22,7 +22,7 @@ use tandem_netio::{
 };
 use tandem_quorum::net::MembershipChange;
 use tandem_quorum::node::Op;
-use tandem_quorum::{Leases, QuorumHandle};
+use tandem_quorum::{FenceOutcome, FenceRecord, FenceStage, Leases, QuorumHandle};
 use tandem_vrrp::{Action, Auth, Instance, InstanceConfig, State, Version};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -30,8 +30,10 @@ use tokio::sync::{mpsc, watch};
 use crate::control::{self, Pending, Request, Response};
 use crate::deadline::Deadline;
 use crate::events::EventLog;
+use crate::fencing;
 use crate::membership::{self, Peers};
 use crate::notify::Notifier;
+use crate::pair_fence::PairFence;
 use crate::quorum;
 use crate::status::{InstanceStatus, SocketStatus, StatusReport};
 use crate::tracking::{self, Effective, Item, ItemKind, ItemState};
@@ -58,6 +60,8 @@ enum Wake {
     Link(Option<LinkEvent>),
     /// The quorum layer published a new view (false: it stopped).
     Quorum(bool),
+    /// A pair fence ended.
+    Fenced(FenceOutcome),
     Timer,
 }
 
@@ -171,6 +175,45 @@ struct Daemon {
     leases: Option<watch::Receiver<std::sync::Arc<Leases>>>,
     /// Per quorum group, the epoch whose lease we already gave back after a move.
     released: HashMap<String, u64>,
+    /// vrrp mode with `fence_on_takeover`: the pair's fencing policy.
+    pair: Option<PairFence>,
+    /// `[node] fence_random_delay`: the bound of the random part of a pair fence's delay.
+    fence_random_delay: Duration,
+    /// Results of the pair fences this node started.
+    fence_tx: mpsc::Sender<FenceOutcome>,
+    fence_rx: mpsc::Receiver<FenceOutcome>,
+    /// Fences this node ran outside the Raft log (vrrp mode), newest last, bounded.
+    fence_history: std::collections::VecDeque<FenceRecord>,
+}
+
+/// The pair fencing policy when an instance has `fence_on_takeover` in vrrp mode (validation
+/// guarantees a two-node cluster then).
+fn pair_fence(config: &Config, now: Instant) -> Option<PairFence> {
+    let gated = config
+        .vrrp_instances
+        .iter()
+        .any(|i| i.mode == Mode::Vrrp && i.fence_on_takeover);
+    let peer = config.cluster.as_ref()?.peers(&config.node.name).next()?;
+    gated.then(|| PairFence::new(peer.name.clone(), config.node.fence_delay, now))
+}
+
+/// A random duration up to `max`. Not cryptographic: it only has to differ between the two
+/// nodes of a pair, and std's per-process hash seed does that without another dependency.
+fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    let r = h.finish();
+    Duration::from_nanos(r % (max.as_nanos() as u64 + 1))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> InstanceConfig {
@@ -211,6 +254,7 @@ fn to_core_config(c: &VrrpInstance, primary: IpAddr, family_v6: bool) -> Instanc
         garp_lower_prio_repeat: c.garp_lower_prio_repeat,
         higher_prio_send_advert: c.higher_prio_send_advert,
         lease_gated: c.mode == Mode::Quorum,
+        takeover_gated: c.mode == Mode::Vrrp && c.fence_on_takeover,
     }
 }
 
@@ -301,6 +345,7 @@ fn prefix_str(p: &IpPrefix) -> String {
 
 impl Daemon {
     async fn build(config: &Config, nl: &Netlink) -> anyhow::Result<Daemon> {
+        let (fence_tx, fence_rx) = mpsc::channel(4);
         let mut d = Daemon {
             insts: Vec::new(),
             sockets: Vec::new(),
@@ -317,6 +362,11 @@ impl Daemon {
             quorum: None,
             leases: None,
             released: HashMap::new(),
+            pair: pair_fence(config, Instant::now()),
+            fence_random_delay: config.node.fence_random_delay,
+            fence_tx,
+            fence_rx,
+            fence_history: std::collections::VecDeque::new(),
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
         let now = Instant::now();
@@ -573,7 +623,12 @@ impl Daemon {
                     .map(|i| {
                         (
                             i.cfg.name.as_str(),
-                            quorum::report(i.effective.priority, i.effective.fault, i.cfg.preempt),
+                            quorum::report(
+                                i.effective.priority,
+                                i.effective.fault,
+                                i.cfg.preempt,
+                                i.cfg.fence_on_takeover,
+                            ),
                         )
                     }),
             ));
@@ -605,6 +660,85 @@ impl Daemon {
                 }));
                 inst.core.set_lease(now, held);
             }
+        }
+    }
+
+    /// vrrp mode with `fence_on_takeover`: start a fence when the policy says so, and tell
+    /// the gated instances whether they may take over.
+    fn pair_step(&mut self, config: &Config, now: Instant) {
+        if self.pair.is_none() {
+            return;
+        }
+        let wants = self.insts.iter().any(|i| {
+            i.core.config().takeover_gated
+                && i.core.state() == State::Backup
+                && !i.core.is_faulted()
+        });
+        let jitter = jitter(self.fence_random_delay);
+        let Some(pf) = self.pair.as_mut() else {
+            return;
+        };
+        let start = pf.poll(now, wants, jitter);
+        let allowed = pf.takeover_allowed();
+        let first_election = pf.peer_is_up();
+        let node = pf.peer().to_string();
+        if start {
+            let why = format!(
+                "{node} is silent on every heartbeat channel and this node would take its VIPs"
+            );
+            tracing::warn!(%node, reason = %why, "fencing the peer before taking over");
+            self.record_fence(&node, false, why, FenceStage::Attempt);
+            let (config, tx) = (config.clone(), self.fence_tx.clone());
+            tokio::spawn(async move {
+                let outcome = fencing::fence_off(&config, &node).await;
+                let _ = tx.send(outcome).await;
+            });
+        }
+        for inst in &mut self.insts {
+            // With the peer up and no Master heard, the timer running out is the first
+            // election, not a takeover from anyone.
+            let ok = allowed || (first_election && inst.heard_master.is_none());
+            inst.core.set_takeover_allowed(now, ok);
+        }
+    }
+
+    fn pair_fenced(&mut self, outcome: FenceOutcome, now: Instant) {
+        let Some(pf) = self.pair.as_mut() else {
+            return;
+        };
+        let node = pf.peer().to_string();
+        pf.fence_done(now, outcome.verified, &outcome.detail);
+        if outcome.verified {
+            tracing::warn!(%node, detail = %outcome.detail, "peer fenced (verified): taking over");
+        } else {
+            tracing::error!(%node, detail = %outcome.detail, "fencing the peer failed: its VIPs are not taken");
+        }
+        self.record_fence(&node, outcome.verified, outcome.detail, FenceStage::Result);
+    }
+
+    /// Keeps a fence of ours in the local history (vrrp mode has no replicated log) and
+    /// announces it on the event stream.
+    fn record_fence(&mut self, node: &str, ok: bool, detail: String, stage: FenceStage) {
+        let record = FenceRecord {
+            at_unix_ms: unix_ms(),
+            node: node.to_string(),
+            by: self.me.clone(),
+            action: "off".into(),
+            ok,
+            detail,
+            stage,
+        };
+        self.keep_fence(record);
+    }
+
+    fn keep_fence(&mut self, record: FenceRecord) {
+        self.events.emit(serde_json::json!({
+            "type": "fence", "node": record.node, "by": record.by, "stage": record.stage,
+            "ok": record.ok, "detail": record.detail,
+        }));
+        self.fence_history.push_back(record);
+        while self.fence_history.len() > tandem_quorum::state::FENCE_HISTORY_LEN {
+            self.fence_history.pop_front();
         }
     }
 
@@ -690,7 +824,8 @@ impl Daemon {
                 .filter_map(|i| i.core.poll_timeout())
                 .min();
             let lease_end = self.insts.iter().filter_map(|i| i.lease_until).min();
-            for extra in [next_watchdog, self.next_file_poll, lease_end]
+            let pair_next = self.pair.as_ref().and_then(|p| p.next_deadline());
+            for extra in [next_watchdog, self.next_file_poll, lease_end, pair_next]
                 .into_iter()
                 .flatten()
             {
@@ -703,6 +838,7 @@ impl Daemon {
             let wake = {
                 let sockets = &self.sockets;
                 let leases = &mut self.leases;
+                let fence_rx = &mut self.fence_rx;
                 let rbuf = &mut rbuf;
                 tokio::select! {
                     biased;
@@ -724,6 +860,7 @@ impl Daemon {
                             None => std::future::pending().await,
                         }
                     } => Wake::Quorum(r.is_ok()),
+                    Some(outcome) = fence_rx.recv() => Wake::Fenced(outcome),
                     (i, r) = poll_fn(|cx| {
                         for (i, s) in sockets.iter().enumerate() {
                             if let Poll::Ready(r) = s.sock.poll_recv(cx, rbuf) {
@@ -798,6 +935,21 @@ impl Daemon {
                             }
                             Err(e) => Response::error(e),
                         },
+                        Request::RecordFence { record } => match self.quorum.clone() {
+                            Some(_) => {
+                                self.spawn_op(Op::RecordFence(record), p.reply);
+                                continue;
+                            }
+                            None => {
+                                self.keep_fence(record);
+                                Response {
+                                    ok: true,
+                                    error: None,
+                                    status: None,
+                                    committed: None,
+                                }
+                            }
+                        },
                         Request::NodeRemove { name } => {
                             let op = Op::Membership(MembershipChange::Remove { name });
                             match self.quorum_op(config, op) {
@@ -830,7 +982,11 @@ impl Daemon {
                     let json = self.peers.apply(&ev.kind);
                     tracing::info!(event = %json, "membership");
                     self.events.emit(json);
+                    if let Some(pf) = self.pair.as_mut() {
+                        pair_peer_event(pf, &ev);
+                    }
                 }
+                Wake::Fenced(outcome) => self.pair_fenced(outcome, Instant::now()),
                 Wake::Membership(None) => {
                     bail!("the heartbeat driver stopped");
                 }
@@ -896,6 +1052,7 @@ impl Daemon {
                     }
                 }
             }
+            self.pair_step(config, Instant::now());
             self.run_actions(nl).await;
             self.send_releases();
         }
@@ -1270,6 +1427,12 @@ impl Daemon {
                 .as_ref()
                 .map(|h| h.snapshot())
                 .unwrap_or_default(),
+            fencing: self
+                .pair
+                .as_ref()
+                .and_then(|p| p.status(now, self.insts.iter().any(|i| i.core.takeover_pending()))),
+            pair_fences: self.pair.as_ref().map(|p| p.counters()),
+            fence_history: self.fence_history.iter().cloned().collect(),
         }
     }
 }
@@ -1291,5 +1454,22 @@ fn watchdog_interval() -> Option<Duration> {
         Some(Duration::from_micros(usec / 2))
     } else {
         None
+    }
+}
+
+/// Feeds a heartbeat verdict to the pair policy: up on any channel, or down on all of them
+/// (left cleanly or silent).
+fn pair_peer_event(pf: &mut PairFence, ev: &tandem_heartbeat::Event) {
+    use tandem_heartbeat::{DownReason, EventKind};
+    if ev.kind.peer() != pf.peer() {
+        return;
+    }
+    match &ev.kind {
+        EventKind::PeerUp { .. }
+        | EventKind::ChannelUp { .. }
+        | EventKind::PeerRestarted { .. } => pf.peer_up(),
+        EventKind::PeerDown { reason, .. } => pf.peer_down(ev.at, *reason == DownReason::Left),
+        // The last channel going down is followed by PeerDown.
+        EventKind::ChannelDown { .. } => {}
     }
 }

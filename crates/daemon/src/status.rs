@@ -27,6 +27,16 @@ pub struct StatusReport {
     /// Quorum mode: Raft term, leader, indexes, members and each group's lease.
     #[serde(default)]
     pub quorum: Option<serde_json::Value>,
+    /// vrrp mode with `fence_on_takeover`: what the pair fencing is doing, when anything.
+    #[serde(default)]
+    pub fencing: Option<String>,
+    /// vrrp mode with `fence_on_takeover`: pair fences (started, verified, failed) since start.
+    #[serde(default)]
+    pub pair_fences: Option<(u64, u64, u64)>,
+    /// Fences this node ran outside the Raft log (vrrp mode), oldest first. Quorum mode keeps
+    /// its history in the log: `quorum.fence_history`.
+    #[serde(default)]
+    pub fence_history: Vec<tandem_quorum::FenceRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,25 @@ use std::net::SocketAddr;
 use support::*;
 use tandem_heartbeat::{ChannelSpec, DownReason, EventKind, Heartbeat, State};
 
+/// Starts `a` and `b` on two free ports, with fresh ones when a port was taken between the
+/// probe and the bind (another test's ephemeral socket can land on it). Returns the ports too.
+fn start_pair(
+    make: impl Fn(u16, u16) -> (Vec<ChannelSpec>, Vec<ChannelSpec>),
+) -> (Heartbeat, Heartbeat, u16, u16) {
+    let names = ["a", "b"];
+    for _ in 0..10 {
+        let (pa, pb) = (free_port(), free_port());
+        let (ca, cb) = make(pa, pb);
+        let Ok(a) = Heartbeat::start(config(&names, "a", ca)) else {
+            continue;
+        };
+        if let Ok(b) = Heartbeat::start(config(&names, "b", cb)) {
+            return (a, b, pa, pb);
+        }
+    }
+    panic!("no two free ports in 10 tries");
+}
+
 fn unicast(port: u16, peer_port: u16) -> ChannelSpec {
     let peer: SocketAddr = ([127, 0, 0, 1], peer_port).into();
     ChannelSpec::udp_unicast(port, vec![peer])
@@ -18,10 +37,7 @@ fn unicast(port: u16, peer_port: u16) -> ChannelSpec {
 
 #[tokio::test]
 async fn unicast_list_on_loopback() {
-    let (pa, pb) = (free_port(), free_port());
-    let names = ["a", "b"];
-    let mut a = Heartbeat::start(config(&names, "a", vec![unicast(pa, pb)])).unwrap();
-    let mut b = Heartbeat::start(config(&names, "b", vec![unicast(pb, pa)])).unwrap();
+    let (mut a, mut b, pa, _) = start_pair(|pa, pb| (vec![unicast(pa, pb)], vec![unicast(pb, pa)]));
 
     let seen = wait_event(&mut a, ms(3000), "a sees b up", |k| is_peer_up(k, "b")).await;
     assert!(matches!(&seen[0].kind, EventKind::ChannelUp { peer, .. } if peer == "b"));
@@ -74,14 +90,13 @@ async fn unicast_list_on_loopback() {
 
 #[tokio::test]
 async fn unicast_rejects_other_sources_and_times_out() {
-    let (pa, pb) = (free_port(), free_port());
-    let names = ["a", "b"];
     // a only accepts datagrams from 127.0.0.2.
-    let spec_a = ChannelSpec::udp_unicast(pa, vec![([127, 0, 0, 2], pb).into()])
-        .with_bind([127, 0, 0, 1].into())
-        .with_timing(ms(50), ms(250));
-    let mut a = Heartbeat::start(config(&names, "a", vec![spec_a])).unwrap();
-    let b = Heartbeat::start(config(&names, "b", vec![unicast(pb, pa)])).unwrap();
+    let (mut a, b, _, _) = start_pair(|pa, pb| {
+        let spec_a = ChannelSpec::udp_unicast(pa, vec![([127, 0, 0, 2], pb).into()])
+            .with_bind([127, 0, 0, 1].into())
+            .with_timing(ms(50), ms(250));
+        (vec![spec_a], vec![unicast(pb, pa)])
+    });
     assert!(events_for(&mut a, ms(500)).await.is_empty());
     let snap = a.snapshot().await.unwrap();
     assert_eq!(snap.peers[0].state, State::Down);

@@ -13,12 +13,33 @@
 //!   lease from its own election, i.e. waits one full lease (+ margin) before it reassigns;
 //! * a planned move (standby, preference, preemption, a faulted holder) never takes a lease
 //!   away: the holder is asked to let go (`Move`), removes its VIPs and commits `Release`;
-//!   only a free lease is granted.
+//!   only a free lease is granted;
+//! * a group whose holder reported `fence_on_takeover` is not reassigned while its holder is
+//!   silent until the holder has been fenced and the fence verified: the leader starts a
+//!   fence once the holder has been silent (no committed renewal, no report) for two renew
+//!   intervals and a margin ([`LeaseTiming::fence_after`]: two renewals missed, each retried
+//!   several times), and reassigns the group as soon as the fence is verified, without waiting for
+//!   the rest of the lease. A failed fence is retried after [`FENCE_RETRY`]; the group
+//!   stays where it is meanwhile (a killed daemon may have left its VIPs configured).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::state::{ClusterState, Command, GroupReport};
+
+/// How long after a failed fence the leader tries again.
+pub const FENCE_RETRY: Duration = Duration::from_secs(5);
+
+/// Where the leader is with fencing one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fencing {
+    /// A fencer is at work.
+    InFlight,
+    /// Verified off at this time: its groups may be reassigned at once.
+    Fenced(Instant),
+    /// The last attempt failed at this time.
+    Failed(Instant),
+}
 
 /// The lease timing of the cluster (`[cluster] lease`, `lease_renew`, `lease_margin`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +53,11 @@ impl LeaseTiming {
     /// How long a holder may keep its VIPs after it sent a renewal that was then committed.
     pub fn holder_validity(&self) -> Duration {
         self.lease.saturating_sub(self.margin)
+    }
+    /// How long a `fence_on_takeover` holder may be silent before the leader fences it; less
+    /// than a lease by the config's rule `2 × (renew + margin) < lease`.
+    pub fn fence_after(&self) -> Duration {
+        self.renew * 2 + self.margin
     }
     /// How long the leader waits after the last committed renewal before it reassigns.
     pub fn reassign_after(&self) -> Duration {
@@ -51,6 +77,8 @@ pub struct Coordinator {
     last_seen: BTreeMap<String, Instant>,
     /// The latest unlogged report per node; logged only when it differs from the state.
     reports: BTreeMap<String, BTreeMap<String, GroupReport>>,
+    /// Nodes this leader is fencing or has fenced; forgotten when the node is heard again.
+    fencing: BTreeMap<String, Fencing>,
 }
 
 impl Coordinator {
@@ -62,6 +90,7 @@ impl Coordinator {
             last_renew: BTreeMap::new(),
             last_seen: BTreeMap::new(),
             reports: BTreeMap::new(),
+            fencing: BTreeMap::new(),
         }
     }
 
@@ -83,6 +112,7 @@ impl Coordinator {
         self.last_renew.clear();
         self.last_seen.clear();
         self.reports.clear();
+        self.fencing.clear();
     }
 
     pub fn step_down(&mut self) {
@@ -90,12 +120,87 @@ impl Coordinator {
         self.last_renew.clear();
         self.last_seen.clear();
         self.reports.clear();
+        self.fencing.clear();
     }
 
     /// A node reported its groups (unlogged, over the transport).
     pub fn reported(&mut self, node: &str, groups: BTreeMap<String, GroupReport>, now: Instant) {
         self.last_seen.insert(node.to_string(), now);
         self.reports.insert(node.to_string(), groups);
+        self.heard(node);
+    }
+
+    /// A node we fenced (or failed to) is talking again: a later silence is a new failure.
+    fn heard(&mut self, node: &str) {
+        if !matches!(self.fencing.get(node), Some(Fencing::InFlight) | None) {
+            self.fencing.remove(node);
+        }
+    }
+
+    pub fn fencing(&self, node: &str) -> Option<Fencing> {
+        self.fencing.get(node).copied()
+    }
+
+    /// The holders this leader should fence now, each with why; they are marked in flight
+    /// until [`Coordinator::fence_done`]. A holder is due when it holds a group it reported
+    /// `fence_on_takeover` for, has been silent for [`LeaseTiming::fence_after`], and is neither being
+    /// fenced nor fenced already (a failed fence is due again after [`FENCE_RETRY`]).
+    pub fn fences_due(&mut self, state: &ClusterState, now: Instant) -> Vec<(String, String)> {
+        let mut due: Vec<(String, String)> = Vec::new();
+        if !self.is_leader() {
+            return due;
+        }
+        for group in state.groups() {
+            let lease = state.lease(&group);
+            let Some(holder) = lease.holder.as_deref() else {
+                continue;
+            };
+            if !needs_fence(state, &group, holder) || due.iter().any(|(n, _)| n == holder) {
+                continue;
+            }
+            let retry = match self.fencing.get(holder) {
+                None => true,
+                Some(Fencing::Failed(at)) => now.saturating_duration_since(*at) >= FENCE_RETRY,
+                Some(_) => false,
+            };
+            let Some(silent) = self.silent_for(&group, holder, now) else {
+                continue;
+            };
+            if retry && silent >= self.timing.fence_after() {
+                due.push((
+                    holder.to_string(),
+                    format!(
+                        "{holder} holds {group} (fence_on_takeover) and has been silent for {} ms",
+                        silent.as_millis()
+                    ),
+                ));
+            }
+        }
+        for (node, _) in &due {
+            self.fencing.insert(node.clone(), Fencing::InFlight);
+        }
+        due
+    }
+
+    /// A fence started by [`Coordinator::fences_due`] ended.
+    pub fn fence_done(&mut self, node: &str, verified: bool, now: Instant) {
+        if self.fencing.get(node) == Some(&Fencing::InFlight) {
+            let f = if verified {
+                Fencing::Fenced(now)
+            } else {
+                Fencing::Failed(now)
+            };
+            self.fencing.insert(node.to_string(), f);
+        }
+    }
+
+    /// How long `holder` has been silent about `group` by this leader's clock (from its
+    /// election when it has heard nothing since).
+    fn silent_for(&self, group: &str, holder: &str, now: Instant) -> Option<Duration> {
+        let since = self.leader_since?;
+        let renewed = self.last_renew.get(group).copied().unwrap_or(since);
+        let seen = self.last_seen.get(holder).copied().unwrap_or(since);
+        Some(now.saturating_duration_since(renewed.max(seen).max(since)))
     }
 
     /// Drops what this leader heard from nodes no longer in the membership, so that a removed
@@ -111,6 +216,7 @@ impl Coordinator {
         if self.is_leader() {
             self.last_renew.insert(group.to_string(), now);
             self.last_seen.insert(holder.to_string(), now);
+            self.heard(holder);
         }
     }
 
@@ -171,6 +277,10 @@ impl Coordinator {
             state.members.get(node).is_some_and(|m| !m.standby)
                 && report(node).is_some_and(|r| r.priority > 0)
                 && self.alive(node, now)
+                && !matches!(
+                    self.fencing.get(node),
+                    Some(Fencing::InFlight | Fencing::Fenced(_))
+                )
         };
         let holder = lease.holder.as_deref();
         let preferred = state
@@ -202,6 +312,22 @@ impl Coordinator {
             });
         };
         let overdue = self.reassign_at(group).is_some_and(|t| now >= t);
+        if needs_fence(state, group, holder) {
+            // The end of its lease is no proof that its VIPs are gone (a killed daemon leaves
+            // them configured): only a verified fence is, and it makes waiting pointless.
+            match self.fencing.get(holder) {
+                Some(Fencing::Fenced(_)) if best != holder => {
+                    return Some(Command::Grant {
+                        group: group.to_string(),
+                        holder: best.to_string(),
+                        epoch: lease.epoch + 1,
+                    })
+                }
+                Some(_) => return None,
+                None if overdue || !self.alive(holder, now) => return None,
+                None => {}
+            }
+        }
         if overdue {
             return Some(Command::Grant {
                 group: group.to_string(),
@@ -230,6 +356,15 @@ impl Coordinator {
     }
 }
 
+/// Whether `holder` reported `fence_on_takeover` for `group`.
+fn needs_fence(state: &ClusterState, group: &str, holder: &str) -> bool {
+    state
+        .members
+        .get(holder)
+        .and_then(|m| m.groups.get(group))
+        .is_some_and(|r| r.fence)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,22 +381,135 @@ mod tests {
     }
 
     fn report(priority: u8, preempt: bool) -> BTreeMap<String, GroupReport> {
-        [("VI_1".to_string(), GroupReport { priority, preempt })].into()
+        fenced_report(priority, preempt, false)
+    }
+
+    fn fenced_report(priority: u8, preempt: bool, fence: bool) -> BTreeMap<String, GroupReport> {
+        let r = GroupReport {
+            priority,
+            preempt,
+            fence,
+        };
+        [("VI_1".to_string(), r)].into()
     }
 
     /// A leader "arb" with lb1 (200) and lb2 (100) reporting, state logged.
     fn setup(now: Instant) -> (Coordinator, ClusterState) {
+        setup_with(now, false)
+    }
+
+    fn setup_with(now: Instant, fence: bool) -> (Coordinator, ClusterState) {
         let mut c = Coordinator::new("arb", timing());
         c.become_leader(now);
         let mut s = ClusterState::default();
         for (n, p) in [("lb1", 200), ("lb2", 100)] {
-            c.reported(n, report(p, true), now);
+            c.reported(n, fenced_report(p, true, fence), now);
             s.apply(&Command::Report {
                 node: n.into(),
-                groups: report(p, true),
+                groups: fenced_report(p, true, fence),
             });
         }
         (c, s)
+    }
+
+    /// lb1 holds VI_1 with fence_on_takeover from t0 on, then only lb2 is heard from; the
+    /// time lb1 becomes due for fencing.
+    fn fenced_setup(t0: Instant) -> (Coordinator, ClusterState, Instant) {
+        let (mut c, mut s) = setup_with(t0, true);
+        apply_all(&c, &mut s, t0);
+        c.renewed("VI_1", "lb1", t0);
+        let mut t = t0;
+        while t < t0 + timing().fence_after() {
+            c.reported("lb2", fenced_report(100, true, true), t);
+            assert!(c.fences_due(&s, t).is_empty(), "fenced at {:?}", t - t0);
+            t += Duration::from_millis(10);
+        }
+        (c, s, t)
+    }
+
+    fn grants(cmds: &[Command]) -> Vec<&Command> {
+        cmds.iter()
+            .filter(|c| matches!(c, Command::Grant { .. }))
+            .collect()
+    }
+
+    #[test]
+    fn silent_holder_with_fence_on_takeover_is_fenced_then_replaced_at_once() {
+        let t0 = Instant::now();
+        let (mut c, s, t) = fenced_setup(t0);
+        let due = c.fences_due(&s, t);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, "lb1");
+        assert!(due[0].1.contains("holds VI_1"), "{}", due[0].1);
+        assert!(c.fences_due(&s, t).is_empty(), "one fence at a time");
+        // While the fence runs, not even the end of the lease moves the group.
+        let late = t0 + 3 * LEASE;
+        c.reported("lb2", fenced_report(100, true, true), late);
+        assert!(grants(&c.decide(&s, late)).is_empty());
+        c.fence_done("lb1", true, late);
+        assert_eq!(
+            c.decide(&s, late),
+            vec![Command::Grant {
+                group: "VI_1".into(),
+                holder: "lb2".into(),
+                epoch: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn verified_fence_moves_the_group_before_the_lease_ends() {
+        let t0 = Instant::now();
+        let (mut c, s, t) = fenced_setup(t0);
+        assert_eq!(c.fences_due(&s, t).len(), 1);
+        let t = t + Duration::from_millis(50);
+        c.reported("lb2", fenced_report(100, true, true), t);
+        c.fence_done("lb1", true, t);
+        assert!(t < t0 + LEASE);
+        assert_eq!(grants(&c.decide(&s, t)).len(), 1);
+    }
+
+    #[test]
+    fn failed_fence_blocks_the_takeover_and_is_retried() {
+        let t0 = Instant::now();
+        let (mut c, s, t) = fenced_setup(t0);
+        assert_eq!(c.fences_due(&s, t).len(), 1);
+        c.fence_done("lb1", false, t);
+        let mut u = t;
+        while u < t + FENCE_RETRY {
+            c.reported("lb2", fenced_report(100, true, true), u);
+            assert!(
+                grants(&c.decide(&s, u)).is_empty(),
+                "stolen after a failed fence"
+            );
+            assert!(c.fences_due(&s, u).is_empty(), "retried too early");
+            u += Duration::from_millis(100);
+        }
+        assert_eq!(c.fences_due(&s, u).len(), 1, "retried");
+    }
+
+    #[test]
+    fn a_fenced_node_heard_again_is_forgotten() {
+        let t0 = Instant::now();
+        let (mut c, s, t) = fenced_setup(t0);
+        c.fences_due(&s, t);
+        c.fence_done("lb1", true, t);
+        assert!(matches!(c.fencing("lb1"), Some(Fencing::Fenced(_))));
+        c.reported("lb1", fenced_report(200, true, true), t);
+        assert_eq!(c.fencing("lb1"), None);
+        assert!(
+            grants(&c.decide(&s, t)).is_empty(),
+            "lb1 is back: it keeps VI_1"
+        );
+    }
+
+    #[test]
+    fn holder_without_fence_on_takeover_is_never_fenced() {
+        let t0 = Instant::now();
+        let (c, mut s) = setup(t0);
+        apply_all(&c, &mut s, t0);
+        let mut c = c;
+        assert!(c.fences_due(&s, t0 + 10 * LEASE).is_empty());
     }
 
     fn apply_all(c: &Coordinator, s: &mut ClusterState, now: Instant) -> Vec<Command> {
@@ -477,6 +725,56 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// With fence_on_takeover, under any interleaving of renewals, reports, fence
+        /// results and time, a grant that replaces a holder comes only after a verified fence
+        /// of that holder that nothing heard from it since has cancelled.
+        #[test]
+        fn never_steals_from_an_unfenced_holder(steps in proptest::collection::vec((0u8..6, 0u64..400), 1..150)) {
+            let t0 = Instant::now();
+            let (mut c, mut s) = setup_with(t0, true);
+            let mut now = t0;
+            // Per node: verified fence not cancelled since.
+            let mut fenced: BTreeMap<String, bool> = BTreeMap::new();
+            for (kind, ms) in steps {
+                now += Duration::from_millis(ms);
+                match kind {
+                    0 => {
+                        if let Some(h) = s.lease("VI_1").holder {
+                            c.renewed("VI_1", &h, now);
+                            fenced.remove(&h);
+                        }
+                    }
+                    1 => {
+                        c.reported("lb2", fenced_report(100, true, true), now);
+                        fenced.remove("lb2");
+                    }
+                    2 => {
+                        c.reported("lb1", fenced_report(200, true, true), now);
+                        fenced.remove("lb1");
+                    }
+                    3 | 4 => {
+                        for (node, _) in c.fences_due(&s, now) {
+                            let ok = kind == 3;
+                            c.fence_done(&node, ok, now);
+                            if ok {
+                                fenced.insert(node, true);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let before = s.lease("VI_1");
+                for cmd in c.decide(&s, now) {
+                    if let Command::Grant { .. } = cmd {
+                        if let Some(h) = &before.holder {
+                            proptest::prop_assert!(fenced.get(h).copied().unwrap_or(false), "stole from {h}");
+                        }
+                    }
+                    s.apply(&cmd);
+                }
+            }
+        }
+
         /// Under any interleaving of reports, renewals and time, a grant that replaces a
         /// holder comes only after lease + margin without a renewal, counted from the later
         /// of the election and the last renewal.

@@ -16,7 +16,8 @@ pub mod types;
 
 pub use coordinator::{Coordinator, LeaseTiming};
 pub use node::{
-    GroupView, Leases, Member, QuorumConfig, QuorumHandle, QuorumNode, QuorumView, StartError,
+    FenceOutcome, Fencer, GroupView, Leases, Member, QuorumConfig, QuorumHandle, QuorumNode,
+    QuorumView, StartError,
 };
-pub use state::{ClusterState, Command, FenceRecord, GroupReport, Lease, Reply};
+pub use state::{ClusterState, Command, FenceRecord, FenceStage, GroupReport, Lease, Reply};
 pub use types::{node_id, MemberNode, MemberRole, NodeId, TypeConfig};

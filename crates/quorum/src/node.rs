@@ -24,7 +24,7 @@ use crate::coordinator::{Coordinator, LeaseTiming};
 use crate::net::{
     self, Handler, MembershipChange, NetCounters, Network, Peer, ProposeError, Rpc, RpcReply,
 };
-use crate::state::{Command, FenceRecord, GroupReport, Reply};
+use crate::state::{Command, FenceRecord, FenceStage, GroupReport, Reply};
 use crate::store::{self, Applied};
 use crate::types::{node_id, MemberNode, MemberRole, NodeId, TypeConfig};
 
@@ -45,9 +45,27 @@ pub struct QuorumConfig {
     pub state_dir: PathBuf,
     pub key: Vec<u8>,
     pub timing: LeaseTiming,
+    /// Fences a silent holder of a `fence_on_takeover` group when this node leads; without
+    /// one such a fence fails (and is recorded as failed), so the group does not move.
+    pub fencer: Option<Arc<dyn Fencer>>,
     /// Joining a running cluster (`tandem run --join`): with an empty store, wait to be added
     /// with `tandem node add` instead of bootstrapping from `members`.
     pub join: bool,
+}
+
+/// The daemon's fencing, as the coordinator uses it: switch `node` off through its fencing
+/// levels and say whether that was verified.
+pub trait Fencer: std::fmt::Debug + Send + Sync + 'static {
+    fn fence(&self, node: String) -> Pin<Box<dyn Future<Output = FenceOutcome> + Send>>;
+}
+
+/// The end of one fence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceOutcome {
+    /// The node was read back as off.
+    pub verified: bool,
+    /// One line: which level and devices, or why every level failed. No secrets.
+    pub detail: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -902,6 +920,10 @@ async fn coordinate(s: Arc<Shared>) {
             continue;
         }
         let applied = s.sm.borrow().clone();
+        let due = lock(&s.coordinator).fences_due(&applied.state, Instant::now());
+        for (node, why) in due {
+            tokio::spawn(fence(s.clone(), node, why));
+        }
         let cmds = lock(&s.coordinator).decide(&applied.state, Instant::now());
         for cmd in cmds {
             tracing::info!(?cmd, "raft: coordinator proposes");
@@ -921,6 +943,55 @@ async fn coordinate(s: Arc<Shared>) {
             r = metrics.changed() => if r.is_err() { return },
         }
     }
+}
+
+/// Fences `node` for the coordinator: the attempt is committed to the log first (no record,
+/// no fence), then the fencer runs, then its result is committed and handed to the
+/// coordinator, which reassigns the node's groups on a verified fence.
+async fn fence(s: Arc<Shared>, node: String, why: String) {
+    tracing::warn!(%node, reason = %why, "raft: fencing");
+    let record = |ok: bool, detail: String, stage: FenceStage| {
+        Command::Fence(FenceRecord {
+            at_unix_ms: unix_ms(),
+            node: node.clone(),
+            by: s.cfg.me.clone(),
+            action: "off".into(),
+            ok,
+            detail,
+            stage,
+        })
+    };
+    if let Err(e) = s
+        .propose_local(record(false, why.clone(), FenceStage::Attempt))
+        .await
+    {
+        tracing::warn!(%node, error = %e, "raft: fence not started: its attempt was not recorded");
+        lock(&s.coordinator).fence_done(&node, false, Instant::now());
+        return;
+    }
+    let outcome = match &s.cfg.fencer {
+        Some(f) => f.fence(node.clone()).await,
+        None => FenceOutcome {
+            verified: false,
+            detail: format!("{} has no fencing configured", s.cfg.me),
+        },
+    };
+    if outcome.verified {
+        tracing::warn!(%node, detail = %outcome.detail, "raft: fenced (verified)");
+    } else {
+        tracing::error!(%node, detail = %outcome.detail, "raft: fencing failed; its groups stay where they are");
+    }
+    let result = record(outcome.verified, outcome.detail, FenceStage::Result);
+    if let Err(e) = s.propose_local(result).await {
+        tracing::warn!(%node, error = %e, "raft: the fence result was not recorded");
+    }
+    lock(&s.coordinator).fence_done(&node, outcome.verified, Instant::now());
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Publishes the leases whenever the applied state or our held leases change.

@@ -19,6 +19,10 @@ pub struct GroupReport {
     /// Effective priority after tracking and health; 0 = cannot hold the group (faulted).
     pub priority: u8,
     pub preempt: bool,
+    /// `fence_on_takeover`: while this node holds the group and goes silent, the leader
+    /// fences it, and hands the group on only after the fence is verified.
+    #[serde(default)]
+    pub fence: bool,
 }
 
 /// One member as the state machine knows it.
@@ -43,7 +47,18 @@ pub struct Lease {
     pub renewals: u64,
 }
 
-/// One fencing attempt, as recorded by the coordinator.
+/// Whether a record announces a fencing attempt or gives its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FenceStage {
+    /// Written before the devices are touched, so the log shows a fence that was started
+    /// even if its fencer dies before the result.
+    Attempt,
+    #[default]
+    Result,
+}
+
+/// One fencing attempt or result, as recorded by the coordinator or an operator's command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceRecord {
     /// Wall-clock time in milliseconds since the Unix epoch, taken by the proposer (apply
@@ -52,8 +67,11 @@ pub struct FenceRecord {
     pub node: String,
     pub by: String,
     pub action: String,
+    /// For a result: the fence was verified.
     pub ok: bool,
     pub detail: String,
+    #[serde(default)]
+    pub stage: FenceStage,
 }
 
 /// The application data of a Raft entry.
@@ -349,6 +367,7 @@ mod tests {
                 action: "off".into(),
                 ok: true,
                 detail: String::new(),
+                stage: FenceStage::Result,
             }));
         }
         assert_eq!(s.fence_history.len(), FENCE_HISTORY_LEN);

@@ -26,6 +26,7 @@ fn report(priority: u8) -> BTreeMap<String, GroupReport> {
         GroupReport {
             priority,
             preempt: true,
+            fence: false,
         },
     )]
     .into()
@@ -78,6 +79,7 @@ async fn lease_is_granted_renewed_and_moved_by_standby() {
                 state_dir: d.path().to_path_buf(),
                 key: b"0123456789abcdef".to_vec(),
                 timing,
+                fencer: None,
                 join: false,
             })
             .unwrap()
@@ -152,6 +154,7 @@ fn start(me: &Member, members: &[Member], dir: &tempfile::TempDir, join: bool) -
         state_dir: dir.path().to_path_buf(),
         key: b"0123456789abcdef".to_vec(),
         timing: TIMING,
+        fencer: None,
         join,
     })
     .unwrap()

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use tandem_daemon::fencing;
 use tandem_fence::{AttemptOutcome, FenceAction, FenceDriver, FenceReport};
+use tandem_quorum::{FenceRecord, FenceStage};
 
 fn load(config: &Path) -> Result<tandem_config::Config, ExitCode> {
     tandem_config::load(config).map_err(|d| {
@@ -193,10 +194,33 @@ pub fn fence(config: &Path, node: &str, action: FenceAction, yes: bool) -> ExitC
     ));
     let report = rt.block_on(topology.fence(action));
     out(&render(&report));
+    record(&cfg, &report);
     if report.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Hands the result to this machine's daemon for the fence history (the Raft log in quorum
+/// mode). The fence itself does not depend on a daemon, so a daemon that is not running only
+/// costs the record, and says so.
+fn record(cfg: &tandem_config::Config, report: &FenceReport) {
+    let record = FenceRecord {
+        at_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        node: report.node.clone(),
+        by: format!("{} (operator)", cfg.node.name),
+        action: report.action.to_string(),
+        ok: report.success(),
+        detail: report.summary(),
+        stage: FenceStage::Result,
+    };
+    let req = tandem_daemon::control::Request::RecordFence { record };
+    match tandem_daemon::control::request(&cfg.node.control_socket, &req) {
+        Ok(_) => out("recorded in the fence history\n"),
+        Err(e) => eprintln!("tandem: the fence is not in the fence history: {e}"),
     }
 }
 
@@ -248,4 +272,103 @@ fn render(report: &FenceReport) -> String {
     let result = if report.success() { "ok" } else { "FAILED" };
     s.push_str(&format!("result: {result}: {}\n", report.summary()));
     s
+}
+
+/// The fence history a daemon's status carries: the Raft log's in quorum mode, else its own.
+pub fn history_of(st: &tandem_daemon::status::StatusReport) -> Vec<FenceRecord> {
+    st.quorum
+        .as_ref()
+        .and_then(|q| q.get("fence_history"))
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+        .unwrap_or_else(|| st.fence_history.clone())
+}
+
+/// One line per record: time (UTC), node, who fenced, action, outcome, detail.
+pub fn render_history(history: &[FenceRecord]) -> String {
+    if history.is_empty() {
+        return "no fences recorded\n".into();
+    }
+    let mut s = format!(
+        "{:<24} {:<12} {:<12} {:<7} {:<9} DETAIL\n",
+        "TIME (UTC)", "NODE", "BY", "ACTION", "RESULT"
+    );
+    for r in history {
+        let result = match (r.stage, r.ok) {
+            (FenceStage::Attempt, _) => "attempt",
+            (FenceStage::Result, true) => "verified",
+            (FenceStage::Result, false) => "failed",
+        };
+        s += &format!(
+            "{:<24} {:<12} {:<12} {:<7} {:<9} {}\n",
+            utc(r.at_unix_ms),
+            r.node,
+            r.by,
+            r.action,
+            result,
+            r.detail
+        );
+    }
+    s
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` from Unix milliseconds (civil-from-days, proleptic Gregorian),
+/// so the CLI needs no date crate for one column.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000");
+        assert_eq!(utc(951_782_400_123), "2000-02-29 00:00:00.123");
+        assert_eq!(utc(1_795_712_461_005), "2026-11-26 17:01:01.005");
+    }
+
+    #[test]
+    fn history_renders_each_stage() {
+        let rec = |stage, ok| FenceRecord {
+            at_unix_ms: 0,
+            node: "lb1".into(),
+            by: "arb".into(),
+            action: "off".into(),
+            ok,
+            detail: "d".into(),
+            stage,
+        };
+        let out = render_history(&[
+            rec(FenceStage::Attempt, false),
+            rec(FenceStage::Result, true),
+            rec(FenceStage::Result, false),
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[1].contains("attempt")
+                && lines[2].contains("verified")
+                && lines[3].contains("failed")
+        );
+        assert_eq!(render_history(&[]), "no fences recorded\n");
+    }
 }

@@ -148,6 +148,15 @@ enum FenceCmd {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Every recorded fence, oldest first: in quorum mode the cluster's history from the Raft
+    /// log (the coordinator's fences and operators' `tandem fence NODE`), in vrrp mode this
+    /// node's own.
+    History {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -340,6 +349,21 @@ fn main() -> ExitCode {
             ..
         } => fence_cli::check(&config),
         Cmd::Fence {
+            sub: Some(FenceCmd::History { target, json }),
+            ..
+        } => match fetch_status(&target) {
+            Ok(st) => {
+                let history = fence_cli::history_of(&st);
+                if json {
+                    emit(&(serde_json::to_string_pretty(&history).expect("serializes") + "\n"));
+                } else {
+                    emit(&fence_cli::render_history(&history));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Fence {
             sub: None,
             node,
             action,
@@ -404,7 +428,6 @@ fn fetch_status(target: &Target) -> Result<tandem_daemon::status::StatusReport, 
     })
 }
 
-/// Send an operator request that goes through the Raft log; print `done` once committed.
 #[derive(Subcommand)]
 enum NodeCmd {
     /// Add a member. Start tandem on it first with `tandem run --join` (its config lists the
@@ -430,6 +453,7 @@ enum NodeCmd {
     },
 }
 
+/// Send an operator request that goes through the Raft log; print `done` once committed.
 fn send_op(target: &Target, req: &Request, done: &str) -> ExitCode {
     let socket = match target.socket() {
         Ok(s) => s,

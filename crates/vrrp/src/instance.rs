@@ -63,6 +63,16 @@
 //!   adverts as with preemption off (it cannot preempt anyway), so status shows the Master
 //!   and `lease_blocked_takeovers` counts only a Master that fell silent while we lacked the
 //!   lease; the rest of the advert handling is as without the gate.
+//! * Takeover gate (`takeover_gated`, `fence_on_takeover` in `vrrp` mode): the wire election
+//!   works as usual, but a Backup whose Master_Down_Timer runs out becomes Master only if the
+//!   runtime allows it ([`Instance::set_takeover_allowed`]: the peer left cleanly, or was
+//!   fenced and the fence verified, or no Master was there to take over from). Why: a silent
+//!   Master's VIPs may still be configured (a hung or half-dead node); only a verified fence
+//!   proves they are gone. A Master that announced its departure with priority 0 removed its
+//!   VIPs first, so the Skew_Time takeover after it is never gated. A blocked expiry
+//!   is counted in `fence_blocked_takeovers` and remembered; when the takeover is allowed
+//!   later and no Master was heard meanwhile, the instance becomes Master at once. A Master
+//!   is never sent to Backup by the gate.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -111,6 +121,9 @@ pub struct InstanceConfig {
     /// Quorum mode: the instance may be Master only while the runtime says the lease is held
     /// ([`Instance::set_lease`]); the wire election no longer makes it Master or Backup.
     pub lease_gated: bool,
+    /// `fence_on_takeover` in vrrp mode: Master_Down_Timer makes us Master only while the
+    /// runtime allows takeovers ([`Instance::set_takeover_allowed`]).
+    pub takeover_gated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -188,6 +201,9 @@ pub struct Counters {
     pub lease_blocked_takeovers: u64,
     /// Lease gate: adverts that would have sent us, a lease-holding Master, to Backup.
     pub lease_conflicts: u64,
+    /// Takeover gate: Master_Down_Timer expiries that did not make us Master because the
+    /// peer was neither alive nor fenced.
+    pub fence_blocked_takeovers: u64,
 }
 
 fn bump(counter: &mut u64) {
@@ -296,6 +312,14 @@ pub struct Instance {
     faulted: bool,
     /// Set by [`Instance::set_lease`]; only ever true when `config.lease_gated`.
     lease: bool,
+    /// Takeover gate: whether a takeover is allowed now (only read when `takeover_gated`).
+    takeover_allowed: bool,
+    /// The Master_Down_Timer runs to Skew_Time after a priority-0 advert: the Master left and
+    /// removed its VIPs, so the takeover needs no fence.
+    handover: bool,
+    /// Takeover gate: the Master_Down_Timer ran out while blocked and no Master was heard
+    /// since; allowing the takeover then makes us Master at once.
+    takeover_pending: bool,
     /// Lease gate: when we last answered a [`Counters::lease_conflicts`] advert.
     conflict_answered: Option<Instant>,
     master_adver_interval: Duration,
@@ -323,6 +347,9 @@ impl Instance {
             priority: config.priority.max(1),
             faulted: false,
             lease: false,
+            takeover_allowed: false,
+            takeover_pending: false,
+            handover: false,
             conflict_answered: None,
             master_adver_interval: advert_interval,
             master_addr: None,
@@ -424,6 +451,13 @@ impl Instance {
                         // given us the lease. Keep watching (and keep reporting the master
                         // we last heard).
                         bump(&mut self.counters.lease_blocked_takeovers);
+                        self.master_down_timer = deadline(now, self.master_down_interval());
+                    } else if self.config.takeover_gated && !self.takeover_allowed && !self.handover
+                    {
+                        // Takeover gate: the Master is silent, and so is the peer on every
+                        // heartbeat channel; its VIPs may still be up until it is fenced.
+                        bump(&mut self.counters.fence_blocked_takeovers);
+                        self.takeover_pending = true;
                         self.master_down_timer = deadline(now, self.master_down_interval());
                     } else {
                         // RFC 5798 §6.4.2: Master_Down_Timer fires.
@@ -576,6 +610,25 @@ impl Instance {
             _ => {}
         }
     }
+    /// Takeover gate (vrrp mode with `fence_on_takeover`): whether a Backup may take over on
+    /// Master_Down_Timer. No-op unless `takeover_gated`; not allowed after [`Instance::new`].
+    /// Allowed in Backup after a blocked expiry with no Master heard since: Master at once.
+    pub fn set_takeover_allowed(&mut self, now: Instant, allowed: bool) {
+        if !self.config.takeover_gated || allowed == self.takeover_allowed {
+            return;
+        }
+        self.takeover_allowed = allowed;
+        if allowed && self.state == State::Backup && self.takeover_pending && !self.faulted {
+            self.takeover_pending = false;
+            self.become_master(now);
+        }
+    }
+
+    /// Takeover gate: whether a takeover is waiting for [`Instance::set_takeover_allowed`].
+    pub fn takeover_pending(&self) -> bool {
+        self.takeover_pending
+    }
+
     /// Whether the lease is held, as last told by [`Instance::set_lease`] (always false when
     /// not `lease_gated`).
     pub fn lease_held(&self) -> bool {
@@ -662,6 +715,7 @@ impl Instance {
             // The Master is leaving: take over after Skew_Time only, so that the
             // highest-priority Backup (shortest skew) wins the race.
             self.master_down_timer = deadline(now, self.skew_time());
+            self.handover = true;
             return;
         }
         let in_preempt_delay = self.preempt_after.is_some_and(|t| now < t);
@@ -738,6 +792,8 @@ impl Instance {
     /// Interval contained in the ADVERTISEMENT, Recompute the Skew_Time, Recompute the
     /// Master_Down_Interval, Reset the Master_Down_Timer to Master_Down_Interval".
     fn learn_master(&mut self, now: Instant, advert: Advert) {
+        self.takeover_pending = false;
+        self.handover = false;
         self.master_adver_interval = match self.config.version {
             Version::V3 => advert.interval,
             // v2 adverts with another interval were dropped; ours is the Master's.
@@ -811,6 +867,10 @@ impl Instance {
     fn transition(&mut self, to: State) {
         let from = self.state;
         self.state = to;
+        if to != State::Backup {
+            self.takeover_pending = false;
+            self.handover = false;
+        }
         bump(&mut self.counters.transitions);
         self.actions.push_back(Action::Transition { from, to });
     }

@@ -280,6 +280,7 @@ fn instance_config() -> impl Strategy<Value = InstanceConfig> {
                 garp_lower_prio_repeat: lower,
                 higher_prio_send_advert: answer,
                 lease_gated: false,
+                takeover_gated: false,
             }
         })
 }

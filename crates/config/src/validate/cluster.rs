@@ -17,7 +17,7 @@ use crate::duration::format_duration;
 use crate::suggest::did_you_mean;
 use crate::tree::{value_type_name, Field, Node, Span, TableRef};
 use crate::{
-    Cluster, ClusterNode, Heartbeat, HeartbeatKind, Role, DEFAULT_HEARTBEAT_INTERVAL,
+    Cluster, ClusterNode, Heartbeat, HeartbeatKind, Role, Unfence, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_LEASE, DEFAULT_RAFT_PORT, DEFAULT_SERIAL_BAUD,
     MAX_HEARTBEATS, MAX_LEASE, MIN_HEARTBEAT_INTERVAL, MIN_LEASE, MIN_LEASE_RENEW,
     SERIAL_BAUD_RATES,
@@ -46,6 +46,7 @@ const CLUSTER_KEYS: KeySpec = KeySpec {
         "lease_renew",
         "lease_margin",
         "raft_port",
+        "unfence",
     ],
     unsupported: &[],
     notes: &[
@@ -189,6 +190,15 @@ pub(super) fn cluster_section<'a>(
     let nodes_ok = unique_nodes(ctx, &entries) && complete && enough;
     let has_arbiter = entries.iter().any(|e| e.role == Some(Role::Arbiter));
     let lease = lease_timing(ctx, &sec);
+    let unfence = match sec.get("unfence") {
+        None => Some(Unfence::Manual),
+        Some(f) => ctx
+            .choice(f, "unfence", &["manual", "auto"])
+            .map(|u| match u {
+                "auto" => Unfence::Auto,
+                _ => Unfence::Manual,
+            }),
+    };
     let raft_port = match sec.get("raft_port") {
         None => Some((DEFAULT_RAFT_PORT, None)),
         Some(f) => ctx
@@ -286,6 +296,7 @@ pub(super) fn cluster_section<'a>(
             lease_renew: lease.renew,
             lease_margin: lease.margin,
             raft_port: raft_port.as_ref()?.0,
+            unfence: unfence?,
         })
     })();
     ClusterOut {
@@ -1708,6 +1719,7 @@ group = "[ff12::1]:5405"
         assert_eq!(cluster.node("lb2").unwrap().address.to_string(), "10.0.0.2");
         let peers: Vec<&str> = cluster.peers("lb1").map(|n| n.name.as_str()).collect();
         assert_eq!(peers, ["lb2"]);
+        assert_eq!(cluster.unfence, Unfence::Manual);
 
         let kinds: Vec<&HeartbeatKind> = c.heartbeats.iter().map(|h| &h.kind).collect();
         assert_eq!(
@@ -2675,5 +2687,175 @@ address = "10.0.0.2"
             "\"mcast.example:5405\" is not an IP address and port"
         );
         assert_eq!(err(""), "\"\" is not an IP address and port");
+    }
+
+    /// A `[[fence_device]]` for `node` and its level 1.
+    fn fence_for(node: &str) -> String {
+        format!(
+            "\n[[fence_device]]\nname = \"{node}-bmc\"\ndriver = \"ipmi\"\naddress = \"10.0.9.9\"\n\
+             username = \"admin\"\npassword_file = \"/etc/tandem/secrets/{node}-bmc\"\n\n\
+             [[fence_level]]\nnode = \"{node}\"\nlevel = 1\ndevices = [{{ device = \"{node}-bmc\" }}]\n"
+        )
+    }
+
+    /// `instance` (MINIMAL or quorum()) with `fence_on_takeover = true` as its last key: line
+    /// 10 for MINIMAL, 11 for quorum(), the value at column 21.
+    fn fencing(instance: &str) -> String {
+        format!("{instance}fence_on_takeover = true\n")
+    }
+
+    #[test]
+    fn fence_on_takeover_in_a_pair() {
+        let c = parse_ok(&format!(
+            "{}{}{MCAST}{}",
+            fencing(MINIMAL),
+            CLUSTER.replace("nodes = [", "unfence = \"auto\"\nnodes = ["),
+            fence_for("lb2")
+        ));
+        assert!(c.vrrp_instances[0].fence_on_takeover);
+        assert_eq!(c.vrrp_instances[0].mode, Mode::Vrrp);
+        assert_eq!(c.cluster.as_ref().unwrap().unfence, Unfence::Auto);
+        assert_eq!(Unfence::Auto.name(), "auto");
+        assert_eq!(Unfence::default(), Unfence::Manual);
+        assert_eq!(c.fence_levels_of("lb2").len(), 1);
+        // false is the default and asks for nothing.
+        let c = parse_ok(&format!("{MINIMAL}fence_on_takeover = false\n"));
+        assert!(!c.vrrp_instances[0].fence_on_takeover);
+        let c = parse_ok(&format!(
+            "{MINIMAL}{}{MCAST}",
+            CLUSTER.replace("nodes = [", "unfence = \"manual\"\nnodes = [")
+        ));
+        assert_eq!(c.cluster.as_ref().unwrap().unfence, Unfence::Manual);
+    }
+
+    #[test]
+    fn fence_on_takeover_rules() {
+        assert_eq!(
+            parse_err(&fencing(MINIMAL)),
+            "t.toml:10:21: fence_on_takeover: needs a [cluster] section\n  hint: fencing acts \
+             on a node the heartbeats declared silent: add [cluster] with the nodes and a \
+             [[heartbeat]], and a [[fence_level]] for the peer\n"
+        );
+        // A misspelt [cluster] is reported once, as such.
+        assert_one_error(
+            &format!(
+                "{}{}{MCAST}{}",
+                fencing(MINIMAL),
+                CLUSTER.replace("[cluster]", "[clustre]"),
+                fence_for("lb2")
+            ),
+            "unknown section [clustre]",
+            "misspelt cluster",
+        );
+        // vrrp mode: a pair, no arbiter.
+        assert_eq!(
+            parse_err(&format!(
+                "{}{}{MCAST}{}",
+                fencing(MINIMAL),
+                three(),
+                fence_for("lb2")
+            )),
+            "t.toml:10:21: fence_on_takeover: in vrrp mode it is for a pair without an arbiter; \
+             [cluster] has 3 nodes with an arbiter\n  hint: with three or more members use \
+             mode = \"quorum\", where the majority decides who fences (fence_on_takeover works \
+             there too)\n"
+        );
+        let three_voters = CLUSTER.replace(
+            "10.0.0.2\" },\n",
+            "10.0.0.2\" },\n  { name = \"lb3\", address = \"10.0.0.3\" },\n",
+        );
+        assert_one_error(
+            &format!(
+                "{}{three_voters}{MCAST}{}{}",
+                fencing(MINIMAL),
+                fence_for("lb2"),
+                fence_for("lb3")
+            ),
+            "t.toml:10:21: fence_on_takeover: in vrrp mode it is for a pair without an arbiter; \
+             [cluster] has 3 nodes\n",
+            "three voters",
+        );
+        // The peer needs a fence level; one for this node does not count.
+        let no_level = "t.toml:10:21: fence_on_takeover: no [[fence_level]] for lb2, the node \
+                        this one would fence\n  hint: add a [[fence_device]] for lb2 (its BMC, \
+                        PDU outlet or switch port) and [[fence_level]] node = \"lb2\", level = 1, \
+                        devices = [{ device = \"...\" }]\n";
+        assert_eq!(
+            parse_err(&format!("{}{CLUSTER}{MCAST}", fencing(MINIMAL))),
+            no_level
+        );
+        assert_eq!(
+            parse_err(&format!(
+                "{}{CLUSTER}{MCAST}{}",
+                fencing(MINIMAL),
+                fence_for("lb1")
+            )),
+            no_level
+        );
+        // A level for the peer with a mistake in it is that mistake only.
+        assert_one_error(
+            &format!(
+                "{}{CLUSTER}{MCAST}{}",
+                fencing(MINIMAL),
+                fence_for("lb2").replace(
+                    "devices = [{ device = \"lb2-bmc\"",
+                    "devices = [{ device = \"lb2-bcm\""
+                )
+            ),
+            "devices: no [[fence_device]] is named \"lb2-bcm\"",
+            "level with an unknown device",
+        );
+        // Quorum mode: every other voter, not the arbiter.
+        let q = format!("{}{}{MCAST}", fencing(&quorum()), three());
+        assert_one_error(
+            &q,
+            "t.toml:11:21: fence_on_takeover: no [[fence_level]] for lb2, a node this one may \
+             have to fence (as the Raft leader)\n",
+            "quorum without levels",
+        );
+        let c = parse_ok(&format!("{q}{}", fence_for("lb2")));
+        assert!(c.vrrp_instances[0].fence_on_takeover);
+        assert_eq!(c.vrrp_instances[0].mode, Mode::Quorum);
+        // Each instance with the key is pointed at.
+        let second = "\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth1\"\n\
+                      virtual_router_id = 52\nvirtual_ipaddress = [\"192.0.2.101/24\"]\n\
+                      fence_on_takeover = true\n";
+        let got = parse_err(&format!("{}{second}", fencing(MINIMAL)));
+        assert_eq!(got.matches("needs a [cluster] section").count(), 2, "{got}");
+        // Not a boolean: the type error only.
+        assert_one_error(
+            &format!("{MINIMAL}fence_on_takeover = \"yes\"\n"),
+            "t.toml:10:21: fence_on_takeover: expected true or false, found a string",
+            "string",
+        );
+    }
+
+    #[test]
+    fn unfence_is_manual_or_auto() {
+        assert_one_error(
+            &format!(
+                "{MINIMAL}{}{MCAST}",
+                CLUSTER.replace("nodes = [", "unfence = \"sometimes\"\nnodes = [")
+            ),
+            "t.toml:14:11: unfence: unknown unfence \"sometimes\"\n  hint: unfence is \
+             \"manual\" or \"auto\"\n",
+            "unknown value",
+        );
+        assert_one_error(
+            &format!(
+                "{MINIMAL}{}{MCAST}",
+                CLUSTER.replace("nodes = [", "unfence = \"atuo\"\nnodes = [")
+            ),
+            "did you mean \"auto\"?",
+            "misspelt value",
+        );
+        assert_one_error(
+            &format!(
+                "{MINIMAL}{}{MCAST}",
+                CLUSTER.replace("nodes = [", "unfence = true\nnodes = [")
+            ),
+            "unfence: expected a string, found a boolean",
+            "boolean",
+        );
     }
 }

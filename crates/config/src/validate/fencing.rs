@@ -805,6 +805,9 @@ pub(super) fn devices_cross_check(ctx: &mut Ctx<'_>, devices: &[DeviceOut]) {
 
 pub(super) struct LevelOut {
     pub(super) level: Option<FenceLevelConfig>,
+    /// The `node` the level is for, when that key is valid (even if the rest of the level is
+    /// not), so a level with a bad device does not also count as no level for its node.
+    pub(super) node: Option<String>,
     key: Option<(String, u8, Option<Span>)>,
 }
 
@@ -929,6 +932,7 @@ pub(super) fn level<'a>(
         (Some((n, _)), Some((l, span))) => Some((n.clone(), *l, span.clone())),
         _ => None,
     };
+    let node_name = node.as_ref().map(|(n, _)| n.clone());
     let level = (|| {
         Some(FenceLevelConfig {
             node: node?.0,
@@ -936,7 +940,11 @@ pub(super) fn level<'a>(
             devices: devices?,
         })
     })();
-    LevelOut { level, key }
+    LevelOut {
+        level,
+        node: node_name,
+        key,
+    }
 }
 
 /// One level number per node.

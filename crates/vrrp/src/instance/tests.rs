@@ -47,6 +47,7 @@ fn cfg(priority: u8) -> InstanceConfig {
         garp_lower_prio_repeat: 0,
         higher_prio_send_advert: false,
         lease_gated: false,
+        takeover_gated: false,
     }
 }
 
@@ -2103,4 +2104,123 @@ mod lease_properties {
             }
         }
     }
+}
+
+// ======================= takeover gate (vrrp mode, fence_on_takeover) =======================
+
+/// `cfg(priority)` with fence_on_takeover: Master_Down_Timer needs the runtime's allowance.
+fn fence_gated(priority: u8) -> InstanceConfig {
+    InstanceConfig {
+        takeover_gated: true,
+        ..cfg(priority)
+    }
+}
+
+fn became_master(actions: &[Action]) -> bool {
+    actions.contains(&Action::Transition {
+        from: State::Backup,
+        to: State::Master,
+    })
+}
+
+#[test]
+fn takeover_gate_blocks_master_down_until_allowed_then_takes_over_at_once() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    rx(&mut inst, t0 + ms(100), PEER_HIGH, 200).unwrap();
+    drain(&mut inst);
+    let mut at = t0 + ms(100) + MDI_100;
+    for n in 1..=5 {
+        inst.handle_timeout(at);
+        assert_eq!(drain(&mut inst), []);
+        assert_eq!(inst.state(), State::Backup);
+        assert!(inst.takeover_pending());
+        assert_eq!(inst.counters().fence_blocked_takeovers, n);
+        at += MDI_100;
+        assert_eq!(inst.poll_timeout(), Some(at), "keeps watching");
+    }
+    // The peer was fenced: Master at once, VIPs added.
+    let now = at - ms(10);
+    inst.set_takeover_allowed(now, true);
+    let actions = drain(&mut inst);
+    assert!(became_master(&actions), "{actions:?}");
+    assert!(actions.contains(&Action::AddVips));
+    assert_eq!(inst.state(), State::Master);
+    assert!(!inst.takeover_pending());
+}
+
+#[test]
+fn takeover_gate_allowed_takes_over_on_the_timer_as_usual() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    inst.set_takeover_allowed(t0, true);
+    assert_eq!(drain(&mut inst), []);
+    inst.handle_timeout(t0 + MDI_100);
+    assert!(became_master(&drain(&mut inst)));
+    assert_eq!(inst.counters().fence_blocked_takeovers, 0);
+}
+
+#[test]
+fn takeover_gate_a_master_heard_again_cancels_the_pending_takeover() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    inst.handle_timeout(t0 + MDI_100);
+    assert!(inst.takeover_pending());
+    rx(&mut inst, t0 + MDI_100 + ms(10), PEER_HIGH, 200).unwrap();
+    assert!(!inst.takeover_pending());
+    inst.set_takeover_allowed(t0 + MDI_100 + ms(20), true);
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.state(), State::Backup);
+}
+
+#[test]
+fn takeover_gate_never_demotes_a_master_and_leaves_the_election_alone() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    inst.set_takeover_allowed(t0, true);
+    inst.handle_timeout(t0 + MDI_100);
+    assert_eq!(inst.state(), State::Master);
+    drain(&mut inst);
+    inst.set_takeover_allowed(t0 + secs(5), false);
+    assert_eq!(drain(&mut inst), []);
+    assert_eq!(inst.state(), State::Master);
+    // A higher-priority Master still wins the wire election.
+    rx(&mut inst, t0 + secs(6), PEER_HIGH, 200).unwrap();
+    assert_eq!(inst.state(), State::Backup);
+}
+
+#[test]
+fn takeover_gate_is_inert_without_the_flag() {
+    let t0 = Instant::now();
+    let mut inst = started(cfg(100), t0);
+    inst.set_takeover_allowed(t0, false);
+    inst.handle_timeout(t0 + MDI_100);
+    assert_eq!(inst.state(), State::Master);
+    assert_eq!(inst.counters().fence_blocked_takeovers, 0);
+}
+
+#[test]
+fn takeover_gate_lets_a_priority_zero_handover_through() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    rx(&mut inst, t0 + ms(100), PEER_HIGH, 200).unwrap();
+    rx(&mut inst, t0 + ms(200), PEER_HIGH, 0).unwrap();
+    inst.handle_timeout(t0 + ms(200) + SKEW_100);
+    assert_eq!(
+        inst.state(),
+        State::Master,
+        "the Master left: no fence needed"
+    );
+    assert_eq!(inst.counters().fence_blocked_takeovers, 0);
+}
+
+#[test]
+fn takeover_gate_a_master_back_after_priority_zero_is_gated_again() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    rx(&mut inst, t0 + ms(100), PEER_HIGH, 0).unwrap();
+    rx(&mut inst, t0 + ms(150), PEER_HIGH, 200).unwrap();
+    inst.handle_timeout(t0 + ms(150) + MDI_100);
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.counters().fence_blocked_takeovers, 1);
 }

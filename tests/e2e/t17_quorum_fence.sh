@@ -30,7 +30,7 @@ lab_bmc bmc1 lb1 "$(lab_ip4 bmc1)" 6230 "$bmc_pass"
 lab_bmc bmc2 lb2 "$(lab_ip4 bmc2)" 6230 "$bmc_pass"
 for n in lb1 lb2 arb; do
     sed -i -e 's/^lease = "1s"$/lease = "30s"/' -e 's/^lease_renew = .*/lease_renew = "1s"/' \
-        -e 's/^lease_margin = .*/lease_margin = "500ms"/' \
+        -e 's/^lease_margin = .*/lease_margin = "500ms"\nunfence = "auto"/' \
         -e 's/^mode = "quorum"$/mode = "quorum"\nfence_on_takeover = true/' "$LAB_DIR/$n.toml"
     {
         fence_ipmi_config lb1 "$(lab_ip4 bmc1):6230"
@@ -98,11 +98,16 @@ done
 grep -q "verified" "$LAB_DIR/out.history" || fail "fence history does not show the verified fence"
 expect "bmc2 untouched" bmc_is lb2 on
 
-step "lb1 is powered on by the operator (recorded) and takes its VIP back"
+step "lb1 is powered on by the operator (recorded) and takes its VIP back; unfence = auto"
 power_on_lb1
 wait_for "the operator's power-on in the history" 10 bash -c \
     "'$TANDEM_BIN' fence history --json --socket '$LAB_DIR/arb.sock' | jq -e 'any(.[]; .action == \"on\" and (.by | contains(\"operator\")))'" ||
     fail "the operator's fence is not in the history"
+# The leader heard the node it fenced again: with unfence = "auto" it switched it on itself
+# (already on here, so it reads back on at once) and recorded that.
+wait_for "the leader's automatic unfence in the history" 10 bash -c \
+    "'$TANDEM_BIN' fence history --json --socket '$LAB_DIR/lb2.sock' | jq -e 'any(.[]; .action == \"on\" and .ok and (.by | contains(\"operator\") | not))'" ||
+    fail "no automatic unfence recorded"
 
 step "acceptance 2: the BMC says done but does nothing → failed, recorded, VIP not taken; then retried"
 touch "$LAB_DIR/bmc-lb1/ignore"

@@ -3,7 +3,7 @@
 //!
 //! Role: the one place that turns config data into live fencing devices, for the operator's
 //! `tandem fence` commands and the daemon's own fences (the quorum coordinator's
-//! [`TopologyFencer`], the vrrp pair's [`fence_off`]).
+//! [`TopologyFencer`], the vrrp pair's [`fence_node`]).
 //!
 //! Must never: put a secret's value in an error (errors name the device and the file or
 //! variable, never the value), or build a device whose secret could not be loaded.
@@ -221,17 +221,18 @@ pub fn topology_for(config: &Config, node: &str) -> Result<FenceTopology, Fencin
     })
 }
 
-/// Switches `node` off through its levels, for the daemon's own fencing (the coordinator in
-/// quorum mode, the pair policy in vrrp mode). The topology is built at each fence, so a
-/// secret file changed since start is read again and a missing one is this fence's error.
-pub async fn fence_off(config: &Config, node: &str) -> FenceOutcome {
+/// Runs `action` on `node` through its levels, for the daemon's own fencing (the coordinator
+/// in quorum mode, the pair policy in vrrp mode, `unfence = "auto"`). The topology is built
+/// at each fence, so a secret file changed since start is read again and a missing one is
+/// this fence's error.
+pub async fn fence_node(config: &Config, node: &str, action: FenceAction) -> FenceOutcome {
     match topology_for(config, node) {
         Err(e) => FenceOutcome {
             verified: false,
             detail: e.to_string(),
         },
         Ok(t) => {
-            let report = t.fence(FenceAction::Off).await;
+            let report = t.fence(action).await;
             FenceOutcome {
                 verified: report.success(),
                 detail: report.summary(),
@@ -240,7 +241,7 @@ pub async fn fence_off(config: &Config, node: &str) -> FenceOutcome {
     }
 }
 
-/// The quorum coordinator's [`Fencer`]: [`fence_off`] with this node's config.
+/// The quorum coordinator's [`Fencer`]: [`fence_node`] with this node's config.
 pub struct TopologyFencer {
     config: Arc<Config>,
 }
@@ -263,7 +264,12 @@ impl std::fmt::Debug for TopologyFencer {
 impl Fencer for TopologyFencer {
     fn fence(&self, node: String) -> Pin<Box<dyn Future<Output = FenceOutcome> + Send>> {
         let config = self.config.clone();
-        Box::pin(async move { fence_off(&config, &node).await })
+        Box::pin(async move { fence_node(&config, &node, FenceAction::Off).await })
+    }
+
+    fn unfence(&self, node: String) -> Pin<Box<dyn Future<Output = FenceOutcome> + Send>> {
+        let config = self.config.clone();
+        Box::pin(async move { fence_node(&config, &node, FenceAction::On).await })
     }
 }
 

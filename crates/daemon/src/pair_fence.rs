@@ -23,7 +23,12 @@
 //! * a failed fence is retried after [`RETRY`]; takeovers stay blocked meanwhile and status
 //!   says why;
 //! * the peer heard again (it was powered back on) ends it all: the next silence is a new
-//!   failure, to be fenced again.
+//!   failure, to be fenced again;
+//! * with `unfence = "auto"`, a peer we fenced that is heard again *with a new incarnation*
+//!   (its daemon restarted, so it holds no VIPs: tandem removes stale ones at start) has its
+//!   devices switched on again; heard with the incarnation it had when fenced (a hung process
+//!   that resumed, its VIPs maybe still configured behind the fenced port) it is not, and
+//!   status says to restart it.
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +71,10 @@ pub struct PairFence {
     fences_started: u64,
     fences_verified: u64,
     fences_failed: u64,
+    /// The peer's incarnation as last heard.
+    incarnation: Option<u64>,
+    /// We fenced it and have not switched it on again: the incarnation it had then.
+    unfence_pending: Option<Option<u64>>,
 }
 
 impl PairFence {
@@ -79,11 +88,27 @@ impl PairFence {
             fences_started: 0,
             fences_verified: 0,
             fences_failed: 0,
+            incarnation: None,
+            unfence_pending: None,
         }
     }
 
     pub fn peer(&self) -> &str {
         &self.peer_name
+    }
+
+    /// The peer is up again with `incarnation`; returns true when a fenced peer came back as
+    /// a new incarnation, i.e. its devices may be switched on again (`unfence = "auto"`).
+    pub fn peer_incarnation(&mut self, incarnation: u64) -> bool {
+        self.peer_up();
+        self.incarnation = Some(incarnation);
+        match self.unfence_pending {
+            Some(at_fence) if at_fence != Some(incarnation) => {
+                self.unfence_pending = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The peer is up on at least one heartbeat channel.
@@ -157,6 +182,7 @@ impl PairFence {
     pub fn fence_done(&mut self, now: Instant, verified: bool, detail: &str) {
         if verified {
             self.fences_verified += 1;
+            self.unfence_pending = Some(self.incarnation);
             // Heard again while we were at it: it is back, whatever the device said.
             self.fence = if self.peer == Peer::Up {
                 Fence::Idle
@@ -203,6 +229,13 @@ impl PairFence {
                 "{peer} not heard since start: no takeover for up to {}s, then it is fenced first",
                 STARTUP_GRACE.as_secs()
             )),
+            (Fence::Idle, Peer::Up) if self.unfence_pending == Some(self.incarnation) => {
+                Some(format!(
+                    "{peer} was fenced and is heard again as the same process (hung, then \
+                     resumed?): its devices stay off until it restarts or `tandem fence {peer} \
+                     --action on`"
+                ))
+            }
             (Fence::Idle, Peer::Up) if blocked => Some(format!(
                 "the Master's adverts stopped but {peer} is up on heartbeat: no takeover while it \
                  lives (a VRRP-only fault; check its VRRP path)"
@@ -342,6 +375,35 @@ mod tests {
         f.peer_down(t0 + ms(10), false);
         assert!(!f.takeover_allowed(), "silent again: fence again");
         assert!(f.poll(t0 + ms(10), true, Duration::ZERO));
+    }
+
+    #[test]
+    fn fenced_peer_is_unfenced_only_as_a_new_incarnation() {
+        let t0 = Instant::now();
+        let mut f = PairFence::new("lb1", Duration::ZERO, t0);
+        assert!(!f.peer_incarnation(7), "never fenced: nothing to switch on");
+        f.peer_down(t0, false);
+        assert!(f.poll(t0, true, Duration::ZERO));
+        f.fence_done(t0, true, "ok");
+        assert!(f.unfence_pending.is_some());
+        // The same process resumes: not unfenced, and status says why.
+        assert!(!f.peer_incarnation(7));
+        assert!(f.status(t0, false).unwrap().contains("same process"));
+        // It left (restart) and came back as a new process: unfence, once.
+        f.peer_down(t0, true);
+        assert!(f.peer_incarnation(8));
+        assert!(f.unfence_pending.is_none());
+        assert!(!f.peer_incarnation(8));
+        assert_eq!(f.status(t0, false), None);
+    }
+
+    #[test]
+    fn peer_never_heard_before_its_fence_comes_back_as_new() {
+        let t0 = Instant::now();
+        let mut f = PairFence::new("lb1", Duration::ZERO, t0);
+        assert!(f.poll(t0 + STARTUP_GRACE, true, Duration::ZERO));
+        f.fence_done(t0 + STARTUP_GRACE, true, "ok");
+        assert!(f.peer_incarnation(1));
     }
 
     #[test]

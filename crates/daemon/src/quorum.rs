@@ -58,6 +58,7 @@ pub fn start(config: &Config, join: bool) -> anyhow::Result<Option<QuorumHandle>
         // configured offers it; without, such a fence fails and is recorded as failed.
         fencer: (!config.fence_levels.is_empty())
             .then(|| Arc::new(TopologyFencer::new(config.clone())) as Arc<dyn Fencer>),
+        unfence_auto: cluster.unfence == tandem_config::Unfence::Auto,
         join,
     })
     .context("starting the Raft member")?;

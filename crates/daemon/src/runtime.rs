@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use tandem_config::{Authentication, CheckKind, Config, IpPrefix, Mode, VrrpInstance, VrrpVersion};
+use tandem_fence::FenceAction;
 use tandem_health::{HealthEvent, HealthHandle, HealthRunner, Status as CheckVerdict};
 use tandem_netio::{
     vrrp_group, Gratuitous, InterfaceInfo, LinkEvent, LinkMonitor, Netlink, RecvMeta, VrrpSocket,
@@ -60,8 +61,8 @@ enum Wake {
     Link(Option<LinkEvent>),
     /// The quorum layer published a new view (false: it stopped).
     Quorum(bool),
-    /// A pair fence ended.
-    Fenced(FenceOutcome),
+    /// A pair fence (off) or unfence (on) ended.
+    Fenced((FenceAction, FenceOutcome)),
     Timer,
 }
 
@@ -179,9 +180,11 @@ struct Daemon {
     pair: Option<PairFence>,
     /// `[node] fence_random_delay`: the bound of the random part of a pair fence's delay.
     fence_random_delay: Duration,
-    /// Results of the pair fences this node started.
-    fence_tx: mpsc::Sender<FenceOutcome>,
-    fence_rx: mpsc::Receiver<FenceOutcome>,
+    /// Results of the pair fences (off) and unfences (on) this node started.
+    fence_tx: mpsc::Sender<(FenceAction, FenceOutcome)>,
+    fence_rx: mpsc::Receiver<(FenceAction, FenceOutcome)>,
+    /// `[cluster] unfence = "auto"`.
+    unfence_auto: bool,
     /// Fences this node ran outside the Raft log (vrrp mode), newest last, bounded.
     fence_history: std::collections::VecDeque<FenceRecord>,
 }
@@ -366,6 +369,10 @@ impl Daemon {
             fence_random_delay: config.node.fence_random_delay,
             fence_tx,
             fence_rx,
+            unfence_auto: config
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.unfence == tandem_config::Unfence::Auto),
             fence_history: std::collections::VecDeque::new(),
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
@@ -687,11 +694,11 @@ impl Daemon {
                 "{node} is silent on every heartbeat channel and this node would take its VIPs"
             );
             tracing::warn!(%node, reason = %why, "fencing the peer before taking over");
-            self.record_fence(&node, false, why, FenceStage::Attempt);
+            self.record_fence(&node, "off", false, why, FenceStage::Attempt);
             let (config, tx) = (config.clone(), self.fence_tx.clone());
             tokio::spawn(async move {
-                let outcome = fencing::fence_off(&config, &node).await;
-                let _ = tx.send(outcome).await;
+                let outcome = fencing::fence_node(&config, &node, FenceAction::Off).await;
+                let _ = tx.send((FenceAction::Off, outcome)).await;
             });
         }
         for inst in &mut self.insts {
@@ -702,10 +709,45 @@ impl Daemon {
         }
     }
 
-    fn pair_fenced(&mut self, outcome: FenceOutcome, now: Instant) {
+    /// The peer we fenced came back as a new process: with `unfence = "auto"`, switch its
+    /// devices on again.
+    fn pair_unfence(&mut self, config: &Config) {
+        let Some(pf) = self.pair.as_ref() else {
+            return;
+        };
+        let node = pf.peer().to_string();
+        if !self.unfence_auto {
+            tracing::info!(%node, "the fenced peer is back; unfence = \"manual\": its devices stay as they are");
+            return;
+        }
+        tracing::warn!(%node, "the fenced peer is back as a new process: switching its devices on (unfence = \"auto\")");
+        let (config, tx) = (config.clone(), self.fence_tx.clone());
+        tokio::spawn(async move {
+            let outcome = fencing::fence_node(&config, &node, FenceAction::On).await;
+            let _ = tx.send((FenceAction::On, outcome)).await;
+        });
+    }
+
+    fn pair_fenced(&mut self, (action, outcome): (FenceAction, FenceOutcome), now: Instant) {
         let Some(pf) = self.pair.as_mut() else {
             return;
         };
+        if action == FenceAction::On {
+            let node = pf.peer().to_string();
+            if outcome.verified {
+                tracing::warn!(%node, detail = %outcome.detail, "peer unfenced (verified on)");
+            } else {
+                tracing::error!(%node, detail = %outcome.detail, "switching the peer's devices on failed");
+            }
+            self.record_fence(
+                &node,
+                "on",
+                outcome.verified,
+                outcome.detail,
+                FenceStage::Result,
+            );
+            return;
+        }
         let node = pf.peer().to_string();
         pf.fence_done(now, outcome.verified, &outcome.detail);
         if outcome.verified {
@@ -713,17 +755,30 @@ impl Daemon {
         } else {
             tracing::error!(%node, detail = %outcome.detail, "fencing the peer failed: its VIPs are not taken");
         }
-        self.record_fence(&node, outcome.verified, outcome.detail, FenceStage::Result);
+        self.record_fence(
+            &node,
+            "off",
+            outcome.verified,
+            outcome.detail,
+            FenceStage::Result,
+        );
     }
 
     /// Keeps a fence of ours in the local history (vrrp mode has no replicated log) and
     /// announces it on the event stream.
-    fn record_fence(&mut self, node: &str, ok: bool, detail: String, stage: FenceStage) {
+    fn record_fence(
+        &mut self,
+        node: &str,
+        action: &str,
+        ok: bool,
+        detail: String,
+        stage: FenceStage,
+    ) {
         let record = FenceRecord {
             at_unix_ms: unix_ms(),
             node: node.to_string(),
             by: self.me.clone(),
-            action: "off".into(),
+            action: action.into(),
             ok,
             detail,
             stage,
@@ -982,8 +1037,12 @@ impl Daemon {
                     let json = self.peers.apply(&ev.kind);
                     tracing::info!(event = %json, "membership");
                     self.events.emit(json);
-                    if let Some(pf) = self.pair.as_mut() {
-                        pair_peer_event(pf, &ev);
+                    let came_back = self
+                        .pair
+                        .as_mut()
+                        .is_some_and(|pf| pair_peer_event(pf, &ev));
+                    if came_back {
+                        self.pair_unfence(config);
                     }
                 }
                 Wake::Fenced(outcome) => self.pair_fenced(outcome, Instant::now()),
@@ -1458,18 +1517,26 @@ fn watchdog_interval() -> Option<Duration> {
 }
 
 /// Feeds a heartbeat verdict to the pair policy: up on any channel, or down on all of them
-/// (left cleanly or silent).
-fn pair_peer_event(pf: &mut PairFence, ev: &tandem_heartbeat::Event) {
+/// (left cleanly or silent). Returns true when a peer we fenced came back as a new process.
+fn pair_peer_event(pf: &mut PairFence, ev: &tandem_heartbeat::Event) -> bool {
     use tandem_heartbeat::{DownReason, EventKind};
     if ev.kind.peer() != pf.peer() {
-        return;
+        return false;
     }
     match &ev.kind {
-        EventKind::PeerUp { .. }
-        | EventKind::ChannelUp { .. }
-        | EventKind::PeerRestarted { .. } => pf.peer_up(),
-        EventKind::PeerDown { reason, .. } => pf.peer_down(ev.at, *reason == DownReason::Left),
+        EventKind::PeerUp { incarnation, .. } => pf.peer_incarnation(*incarnation),
+        EventKind::PeerRestarted {
+            new_incarnation, ..
+        } => pf.peer_incarnation(*new_incarnation),
+        EventKind::ChannelUp { .. } => {
+            pf.peer_up();
+            false
+        }
+        EventKind::PeerDown { reason, .. } => {
+            pf.peer_down(ev.at, *reason == DownReason::Left);
+            false
+        }
         // The last channel going down is followed by PeerDown.
-        EventKind::ChannelDown { .. } => {}
+        EventKind::ChannelDown { .. } => false,
     }
 }

@@ -79,6 +79,8 @@ pub struct Coordinator {
     reports: BTreeMap<String, BTreeMap<String, GroupReport>>,
     /// Nodes this leader is fencing or has fenced; forgotten when the node is heard again.
     fencing: BTreeMap<String, Fencing>,
+    /// Nodes this leader fenced that were heard again: their devices may go back on.
+    unfence_due: Vec<String>,
 }
 
 impl Coordinator {
@@ -91,6 +93,7 @@ impl Coordinator {
             last_seen: BTreeMap::new(),
             reports: BTreeMap::new(),
             fencing: BTreeMap::new(),
+            unfence_due: Vec::new(),
         }
     }
 
@@ -132,9 +135,21 @@ impl Coordinator {
 
     /// A node we fenced (or failed to) is talking again: a later silence is a new failure.
     fn heard(&mut self, node: &str) {
-        if !matches!(self.fencing.get(node), Some(Fencing::InFlight) | None) {
-            self.fencing.remove(node);
+        match self.fencing.get(node) {
+            Some(Fencing::Fenced(_)) => {
+                self.fencing.remove(node);
+                self.unfence_due.push(node.to_string());
+            }
+            Some(Fencing::Failed(_)) => {
+                self.fencing.remove(node);
+            }
+            Some(Fencing::InFlight) | None => {}
         }
+    }
+
+    /// The nodes this leader fenced that have been heard again since the last call.
+    pub fn take_unfence_due(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unfence_due)
     }
 
     pub fn fencing(&self, node: &str) -> Option<Fencing> {
@@ -495,8 +510,15 @@ mod tests {
         c.fences_due(&s, t);
         c.fence_done("lb1", true, t);
         assert!(matches!(c.fencing("lb1"), Some(Fencing::Fenced(_))));
+        assert!(c.take_unfence_due().is_empty());
         c.reported("lb1", fenced_report(200, true, true), t);
         assert_eq!(c.fencing("lb1"), None);
+        assert_eq!(
+            c.take_unfence_due(),
+            ["lb1"],
+            "back: its devices may go on again"
+        );
+        assert!(c.take_unfence_due().is_empty(), "once");
         assert!(
             grants(&c.decide(&s, t)).is_empty(),
             "lb1 is back: it keeps VI_1"

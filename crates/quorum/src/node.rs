@@ -48,6 +48,9 @@ pub struct QuorumConfig {
     /// Fences a silent holder of a `fence_on_takeover` group when this node leads; without
     /// one such a fence fails (and is recorded as failed), so the group does not move.
     pub fencer: Option<Arc<dyn Fencer>>,
+    /// `unfence = "auto"`: when a node this leader fenced is heard again, switch its devices
+    /// on (it holds no lease, so it cannot take a VIP back by itself).
+    pub unfence_auto: bool,
     /// Joining a running cluster (`tandem run --join`): with an empty store, wait to be added
     /// with `tandem node add` instead of bootstrapping from `members`.
     pub join: bool,
@@ -57,6 +60,8 @@ pub struct QuorumConfig {
 /// levels and say whether that was verified.
 pub trait Fencer: std::fmt::Debug + Send + Sync + 'static {
     fn fence(&self, node: String) -> Pin<Box<dyn Future<Output = FenceOutcome> + Send>>;
+    /// Switch `node`'s devices on again (`unfence = "auto"`).
+    fn unfence(&self, node: String) -> Pin<Box<dyn Future<Output = FenceOutcome> + Send>>;
 }
 
 /// The end of one fence.
@@ -924,6 +929,13 @@ async fn coordinate(s: Arc<Shared>) {
         for (node, why) in due {
             tokio::spawn(fence(s.clone(), node, why));
         }
+        for node in lock(&s.coordinator).take_unfence_due() {
+            if s.cfg.unfence_auto {
+                tokio::spawn(unfence(s.clone(), node));
+            } else {
+                tracing::info!(%node, "raft: the fenced node is back; unfence = \"manual\": its devices stay as they are");
+            }
+        }
         let cmds = lock(&s.coordinator).decide(&applied.state, Instant::now());
         for cmd in cmds {
             tracing::info!(?cmd, "raft: coordinator proposes");
@@ -986,6 +998,31 @@ async fn fence(s: Arc<Shared>, node: String, why: String) {
         tracing::warn!(%node, error = %e, "raft: the fence result was not recorded");
     }
     lock(&s.coordinator).fence_done(&node, outcome.verified, Instant::now());
+}
+
+/// `unfence = "auto"`: switches a node we fenced back on once it is heard again, and records
+/// the result.
+async fn unfence(s: Arc<Shared>, node: String) {
+    tracing::warn!(%node, "raft: the fenced node is back: switching its devices on (unfence = \"auto\")");
+    let outcome = match &s.cfg.fencer {
+        Some(f) => f.unfence(node.clone()).await,
+        None => FenceOutcome {
+            verified: false,
+            detail: format!("{} has no fencing configured", s.cfg.me),
+        },
+    };
+    let record = Command::Fence(FenceRecord {
+        at_unix_ms: unix_ms(),
+        node: node.clone(),
+        by: s.cfg.me.clone(),
+        action: "on".into(),
+        ok: outcome.verified,
+        detail: outcome.detail,
+        stage: FenceStage::Result,
+    });
+    if let Err(e) = s.propose_local(record).await {
+        tracing::warn!(%node, error = %e, "raft: the unfence result was not recorded");
+    }
 }
 
 fn unix_ms() -> u64 {

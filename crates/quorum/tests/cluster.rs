@@ -80,6 +80,7 @@ async fn lease_is_granted_renewed_and_moved_by_standby() {
                 key: b"0123456789abcdef".to_vec(),
                 timing,
                 fencer: None,
+                unfence_auto: false,
                 join: false,
             })
             .unwrap()
@@ -155,6 +156,7 @@ fn start(me: &Member, members: &[Member], dir: &tempfile::TempDir, join: bool) -
         key: b"0123456789abcdef".to_vec(),
         timing: TIMING,
         fencer: None,
+        unfence_auto: false,
         join,
     })
     .unwrap()

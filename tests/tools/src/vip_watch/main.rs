@@ -227,6 +227,9 @@ struct ClientReport {
 #[derive(Serialize)]
 struct Report {
     vip: String,
+    /// Wall-clock time of `t_ms` = 0, in ms since the Unix epoch, to line the timeline up
+    /// with other records (a nemesis's fault windows).
+    started_unix_ms: f64,
     interval_ms: f64,
     duration_ms: f64,
     stopped_by: &'static str,
@@ -380,6 +383,9 @@ fn run(args: Args) -> anyhow::Result<i32> {
 
     let interval_ns = args.interval.as_nanos() as i64;
     let start = sys::monotonic_ns();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     let end = start + args.duration.as_nanos() as i64;
 
     let (arp_thread, client_report) = match client {
@@ -536,6 +542,7 @@ fn run(args: Args) -> anyhow::Result<i32> {
 
     let report = Report {
         vip: args.vip.to_string(),
+        started_unix_ms,
         interval_ms: ms(interval_ns),
         duration_ms: ms(stop - start),
         stopped_by,

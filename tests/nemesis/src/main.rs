@@ -57,6 +57,9 @@ struct Args {
     /// Keep the lab running at the end.
     #[arg(long)]
     keep: bool,
+    /// Print the schedule the seed gives and exit (no lab, no root needed).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -214,6 +217,24 @@ impl Soak<'_> {
         }
     }
 
+    /// Brings back every member that is not running or is powered off (fenced during the
+    /// fault: any silent holder is, an isolated one included), as an operator would.
+    fn recover(&mut self, members: &[String]) -> anyhow::Result<Vec<String>> {
+        let status = self.lab.status()?;
+        let down: Vec<String> = status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["running"] == false || n["powered"] == false)
+            .filter_map(|n| n["name"].as_str().map(String::from))
+            .filter(|n| members.contains(n))
+            .collect();
+        for n in &down {
+            self.lab.run(&["restart", n])?;
+        }
+        Ok(down)
+    }
+
     /// Applies one step, holds it, undoes it; returns the label with real node names.
     fn step(&mut self, step: &Step) -> anyhow::Result<String> {
         let lab = self.lab;
@@ -349,12 +370,6 @@ fn run(args: &Args) -> anyhow::Result<Vec<Violation>> {
         m => bail!("--mode {m}: quorum or vrrp"),
     };
     let fence = quorum && !args.no_fence;
-    std::fs::create_dir_all(&args.out)?;
-    let out = std::fs::canonicalize(&args.out)?;
-    let lab = Lab {
-        name: args.name.clone(),
-        dir: out.join("lab"),
-    };
     let voters = vec!["lb1".to_string(), "lb2".to_string()];
     let mut members = voters.clone();
     if quorum {
@@ -367,6 +382,24 @@ fn run(args: &Args) -> anyhow::Result<Vec<Violation>> {
         quorum,
     };
     let plan = schedule::plan(args.seed, args.events, &shape);
+    if args.dry_run {
+        for (i, s) in plan.iter().enumerate() {
+            println!(
+                "[{:>3}] {} (hold {} ms, settle {} ms)",
+                i + 1,
+                s.fault.label(),
+                s.hold.as_millis(),
+                s.settle.as_millis()
+            );
+        }
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let out = std::fs::canonicalize(&args.out)?;
+    let lab = Lab {
+        name: args.name.clone(),
+        dir: out.join("lab"),
+    };
 
     let mut up = vec!["up", "--nodes", "2", "--mode", &args.mode];
     if quorum {
@@ -441,7 +474,14 @@ fn soak(
     let mut failed = None;
     for (i, step) in plan.iter().enumerate() {
         let start = unix_ms();
-        match s.step(step) {
+        match s.step(step).and_then(|label| {
+            let back = s.recover(members)?;
+            Ok(if back.is_empty() {
+                label
+            } else {
+                format!("{label} (restarted {})", back.join(", "))
+            })
+        }) {
             Ok(label) => {
                 println!("[{:>3}/{}] {label}", i + 1, plan.len());
                 s.windows.push(Window {

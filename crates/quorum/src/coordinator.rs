@@ -339,7 +339,10 @@ impl Coordinator {
                     })
                 }
                 Some(_) => return None,
-                None if overdue || !self.alive(holder, now) => return None,
+                // Silent: `fences_due` fences it first.
+                None if !self.alive(holder, now) => return None,
+                // Alive (it reports) but not renewing: its own daemon ends its lease and
+                // removes the VIPs, so the lease rules below apply as without fencing.
                 None => {}
             }
         }
@@ -522,6 +525,26 @@ mod tests {
         assert!(
             grants(&c.decide(&s, t)).is_empty(),
             "lb1 is back: it keeps VI_1"
+        );
+    }
+
+    #[test]
+    fn a_holder_that_reports_but_does_not_renew_is_replaced_without_a_fence() {
+        let t0 = Instant::now();
+        let (mut c, mut s) = setup_with(t0, true);
+        apply_all(&c, &mut s, t0);
+        c.renewed("VI_1", "lb1", t0);
+        let mut t = t0;
+        while t < t0 + LEASE + MARGIN + Duration::from_millis(20) {
+            c.reported("lb1", fenced_report(200, true, true), t);
+            c.reported("lb2", fenced_report(100, true, true), t);
+            assert!(c.fences_due(&s, t).is_empty(), "it talks: no fence");
+            t += Duration::from_millis(10);
+        }
+        assert_eq!(
+            grants(&c.decide(&s, t)).len(),
+            1,
+            "the lease ran out: next holder"
         );
     }
 
@@ -749,14 +772,19 @@ mod tests {
     proptest::proptest! {
         /// With fence_on_takeover, under any interleaving of renewals, reports, fence
         /// results and time, a grant that replaces a holder comes only after a verified fence
-        /// of that holder that nothing heard from it since has cancelled.
+        /// of that holder that nothing heard from it since has cancelled, or while the holder
+        /// still talks (its own daemon enforces its lease) and lease + margin after its last
+        /// renewal.
         #[test]
         fn never_steals_from_an_unfenced_holder(steps in proptest::collection::vec((0u8..6, 0u64..400), 1..150)) {
             let t0 = Instant::now();
             let (mut c, mut s) = setup_with(t0, true);
             let mut now = t0;
-            // Per node: verified fence not cancelled since.
+            // Per node: verified fence not cancelled since; when last heard.
             let mut fenced: BTreeMap<String, bool> = BTreeMap::new();
+            let mut heard: BTreeMap<String, Instant> =
+                [("lb1".to_string(), t0), ("lb2".to_string(), t0)].into();
+            let mut last_renew = t0;
             for (kind, ms) in steps {
                 now += Duration::from_millis(ms);
                 match kind {
@@ -764,15 +792,15 @@ mod tests {
                         if let Some(h) = s.lease("VI_1").holder {
                             c.renewed("VI_1", &h, now);
                             fenced.remove(&h);
+                            heard.insert(h, now);
+                            last_renew = now;
                         }
                     }
-                    1 => {
-                        c.reported("lb2", fenced_report(100, true, true), now);
-                        fenced.remove("lb2");
-                    }
-                    2 => {
-                        c.reported("lb1", fenced_report(200, true, true), now);
-                        fenced.remove("lb1");
+                    1 | 2 => {
+                        let (n, p) = if kind == 1 { ("lb2", 100) } else { ("lb1", 200) };
+                        c.reported(n, fenced_report(p, true, true), now);
+                        fenced.remove(n);
+                        heard.insert(n.to_string(), now);
                     }
                     3 | 4 => {
                         for (node, _) in c.fences_due(&s, now) {
@@ -787,10 +815,18 @@ mod tests {
                 }
                 let before = s.lease("VI_1");
                 for cmd in c.decide(&s, now) {
-                    if let Command::Grant { .. } = cmd {
+                    if let Command::Grant { holder: to, .. } = &cmd {
                         if let Some(h) = &before.holder {
-                            proptest::prop_assert!(fenced.get(h).copied().unwrap_or(false), "stole from {h}");
+                            let talks = heard.get(h).is_some_and(|t| now.saturating_duration_since(*t) < LEASE);
+                            let expired = now >= last_renew + LEASE + MARGIN;
+                            proptest::prop_assert!(
+                                fenced.get(h).copied().unwrap_or(false) || (talks && expired),
+                                "stole from {h}"
+                            );
                         }
+                        heard.insert(to.clone(), now);
+                        last_renew = now;
+                        c.renewed("VI_1", to, now);
                     }
                     s.apply(&cmd);
                 }

@@ -437,7 +437,7 @@ fn soak(
     let ready = out.join("watch.ready");
     let _ = std::fs::remove_file(&ready);
     let mut watch = Command::new(&watch_bin);
-    watch.args(["--vip", VIP, "--interval", "5ms", "--duration", "36000s"]);
+    watch.args(["--vip", VIP, "--interval", "5ms", "--duration", "21600s"]);
     for m in members {
         watch.arg("--node").arg(format!("{m}={}", lab.ns(m)));
     }

@@ -80,7 +80,13 @@ pub fn markdown(r: &Report) -> String {
             } else {
                 "-".into()
             };
-            let _ = writeln!(s, "- **{}** at {at}: {}", v.invariant, v.detail);
+            let during = r
+                .events
+                .iter()
+                .position(|e| e.start_ms <= v.at_ms && v.at_ms <= e.end_ms)
+                .map(|i| format!(" (during event {}: {})", i + 1, r.events[i].label))
+                .unwrap_or_default();
+            let _ = writeln!(s, "- **{}** at {at}{during}: {}", v.invariant, v.detail);
         }
         s.push('\n');
     }
@@ -222,7 +228,11 @@ mod tests {
             seed: 9,
             mode: "vrrp".into(),
             fence: false,
-            events: vec![],
+            events: vec![Window {
+                label: "partition lb1 | lb2".into(),
+                start_ms: 1200.0,
+                end_ms: 1800.0,
+            }],
             violations: vec![Violation {
                 invariant: "one holder",
                 at_ms: 1500.0,
@@ -239,6 +249,6 @@ mod tests {
         };
         let md = markdown(&r);
         assert!(md.contains("replay with `--seed 9`"));
-        assert!(md.contains("**one holder** at t+0.5 s"));
+        assert!(md.contains("**one holder** at t+0.5 s (during event 1: partition lb1 | lb2)"));
     }
 }

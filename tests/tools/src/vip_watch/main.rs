@@ -36,8 +36,9 @@ use serde::Serialize;
 
 use netlink::Netlink;
 
-/// The longest run allowed (and the default): the watcher always ends by itself.
-const MAX_DURATION: Duration = Duration::from_secs(600);
+/// The longest run allowed: the watcher always ends by itself. Long enough for a long
+/// nemesis soak; what it keeps grows only with holder changes, not with samples.
+const MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
 /// How often the nodes' MACs are read again (interfaces come and go during a test).
 const MAC_REFRESH_NS: i64 = 1_000_000_000;
 /// At most this many address violations are listed (the count goes on).
@@ -71,7 +72,7 @@ struct Args {
     /// Where to write the JSON report.
     #[arg(long)]
     out: PathBuf,
-    /// Stop after this long (e.g. 60s, 2m) if no signal came first; at most 600s.
+    /// Stop after this long (e.g. 60s, 2m) if no signal came first; at most 6h.
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     duration: Duration,
     /// Write this file once the first sample is taken (the watch is live).

@@ -190,3 +190,71 @@ lab_destroy() {
     fi
     return $rc
 }
+
+# --- Persistent labs (scripts/lab) --------------------------------------------------------
+# scripts/lab builds a lab that outlives the process that made it: no EXIT trap, no mktemp,
+# and a later process finds the hosts again with lab_adopt.
+
+# lab_attach PREFIX DIR: work on the lab whose namespaces start with PREFIX and whose files
+# are in DIR (which the caller creates); nothing is created and no trap is set.
+lab_attach() {
+    LAB_PREFIX=$1
+    LAB_DIR=$2
+    LAB_HOSTS=()
+    LAB_IDX=()
+}
+
+# lab_net: the bridge namespace (${LAB_PREFIX}br) and br0, as lab_init makes them.
+lab_net() {
+    ip netns add "${LAB_PREFIX}br"
+    ip -n "${LAB_PREFIX}br" link set lo up
+    ip -n "${LAB_PREFIX}br" link add br0 type bridge mcast_snooping 0
+    ip -n "${LAB_PREFIX}br" link set br0 up
+}
+
+# lab_adopt NAME INDEX: register a host that lab_host made earlier (maybe in another
+# process), so that lab_ip4, lab_holders and friends know it.
+lab_adopt() {
+    LAB_HOSTS+=("$1")
+    LAB_IDX[$1]=$2
+}
+
+# lab_namespaces: the namespaces whose name starts with LAB_PREFIX, one a line.
+lab_namespaces() {
+    local all ns
+    all=$(ip netns list 2>/dev/null || true)
+    while read -r ns _; do
+        if [ -n "$ns" ] && [ "${ns#"$LAB_PREFIX"}" != "$ns" ]; then echo "$ns"; fi
+    done <<<"$all"
+}
+
+# lab_purge: every process in the lab's namespaces gets SIGTERM, then (after at most 2 s)
+# SIGKILL, and the namespaces are deleted. Unlike lab_destroy, the files in LAB_DIR are left
+# alone. Prints how many namespaces it deleted.
+lab_purge() {
+    local ns pids left i n=0 list
+    list=$(lab_namespaces)
+    [ -n "$list" ] || { echo 0; return 0; }
+    for ns in $list; do
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        # shellcheck disable=SC2086
+        [ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
+        # A stopped process (SIGSTOP) acts on SIGTERM only once continued.
+        # shellcheck disable=SC2086
+        [ -z "$pids" ] || kill -CONT $pids 2>/dev/null || true
+    done
+    for ((i = 0; i < 40; i++)); do
+        left=
+        for ns in $list; do left+=$(ip netns pids "$ns" 2>/dev/null || true); done
+        [ -n "$left" ] || break
+        sleep 0.05
+    done
+    for ns in $list; do
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        # shellcheck disable=SC2086
+        [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+        n=$((n + 1))
+    done
+    echo "$n"
+}

@@ -170,7 +170,13 @@ impl Coordinator {
             let Some(holder) = lease.holder.as_deref() else {
                 continue;
             };
-            if !needs_fence(state, &group, holder) || due.iter().any(|(n, _)| n == holder) {
+            // The leader itself is never silent to itself: after a stall (SIGSTOP, a VM
+            // pause) its own renewals lag, but the process deciding this is alive, and its
+            // daemon enforces its lease.
+            if holder == self.me
+                || !needs_fence(state, &group, holder)
+                || due.iter().any(|(n, _)| n == holder)
+            {
                 continue;
             }
             let retry = match self.fencing.get(holder) {
@@ -546,6 +552,27 @@ mod tests {
             1,
             "the lease ran out: next holder"
         );
+    }
+
+    #[test]
+    fn the_leader_never_fences_itself() {
+        let t0 = Instant::now();
+        let mut c = Coordinator::new("lb1", timing());
+        c.become_leader(t0);
+        let mut s = ClusterState::default();
+        for (n, p) in [("lb1", 200), ("lb2", 100)] {
+            s.apply(&Command::Report {
+                node: n.into(),
+                groups: fenced_report(p, true, true),
+            });
+        }
+        s.apply(&Command::Grant {
+            group: "VI_1".into(),
+            holder: "lb1".into(),
+            epoch: 1,
+        });
+        // A stall of the leader's process: its own renewals lag far behind.
+        assert!(c.fences_due(&s, t0 + 10 * LEASE).is_empty());
     }
 
     #[test]

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# scripts/lab, the operator's partition lab, driven end to end as an operator (and the nemesis
+# soak) drives it. Its own lab names (t20<pid>, t2f<pid>) and state under a temp directory;
+# the EXIT trap always runs `down`. Does not use lab_init.
+#   1. usage errors exit 2 before anything is built; a missing lab is a failure (exit 1)
+#   2. quorum lab (lb1, lb2, arbiter): `status --json` has the contract's keys, lb1 holds
+#   3. isolate lb1 -> lb2 holds and lb1 does not; heal -> lb1 takes it back
+#   4. partition lb1 lb2,arb -> lb2 holds; lb1 cannot reach lb2, the client reaches both; heal
+#   5. kill lb1 -> not running; restart lb1 -> running, holds again
+#   6. netem loss on / off; netem delay exits 2 without sch_netem (or works with it)
+#   7. flap lb2 2 -> its link and address are back; down -> no namespace left, idempotent
+#   8. a vrrp pair with --fence: BMCs powered, bmc fail shows as a fault, down
+set -euo pipefail
+# (Outputs are read whole before grep: `cmd | grep -q` under pipefail fails at random when
+# grep exits early and cmd dies of SIGPIPE.)
+cd "$(dirname "$0")/../.."
+root=$PWD
+# shellcheck source=SCRIPTDIR/../../scripts/lib/lab.sh
+source scripts/lib/lab.sh # wait_for
+export TANDEM_BIN
+tmp=$(mktemp -d /tmp/tandem-t20.XXXXXX)
+export TANDEM_LAB_DIR=$tmp/labs
+name=t20$(($$ % 100000))
+name2=t2f$(($$ % 100000))
+current=$name
+
+lab() { "$root/scripts/lab" --name "$current" "$@"; }
+step() { echo "--- $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    lab status >&2 || true
+    local f
+    for f in "$TANDEM_LAB_DIR/$current"/*.log; do
+        [ -f "$f" ] || continue
+        echo "===== $f (last 30 lines)" >&2
+        tail -n 30 "$f" >&2
+    done
+    exit 1
+}
+cleanup() {
+    local rc=$? n
+    for n in "$name" "$name2"; do
+        "$root/scripts/lab" --name "$n" down >/dev/null 2>&1 || echo "cleanup: down $n failed" >&2
+    done
+    rm -rf "$tmp"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+js() { lab status --json | jq -c "$1"; }
+holders() { lab status --json | jq -r '.holders | join(" ")'; }
+holders_are() { [ "$(holders)" = "$1" ]; }
+# rc_of CMD...: the exit status, stderr kept in $tmp/err.
+rc_of() { local rc=0; "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?; echo "$rc"; }
+leftover_ns() { ip netns list | awk '{print $1}' | grep -c "^tl$1-" || true; }
+
+step "usage errors exit 2 and build nothing; a missing lab exits 1"
+grep -q "partition GROUP GROUP" <<<"$(lab help)" || fail "help does not show the usage"
+[ "$(rc_of lab up --mode quorum)" = 2 ] || fail "quorum with two members was not refused with exit 2"
+grep -q "at least 3 members" "$tmp/err" || fail "unclear refusal: $(cat "$tmp/err")"
+[ "$(rc_of lab up --nodes 9)" = 2 ] || fail "--nodes 9 was not a usage error"
+[ "$(rc_of "$root/scripts/lab" --name 'Bad!' status)" = 2 ] || fail "a bad --name was not a usage error"
+[ "$(rc_of lab status)" = 1 ] || fail "status of a missing lab did not fail"
+[ "$(leftover_ns "$name")" = 0 ] || fail "a refused up left namespaces"
+
+step "up: a quorum lab of lb1, lb2 and an arbiter"
+t0=$(date +%s%N)
+lab up --nodes 2 --arbiter --mode quorum || fail "up failed"
+echo "up took $((($(date +%s%N) - t0) / 1000000)) ms"
+[ "$(rc_of lab up --nodes 2 --arbiter --mode quorum)" = 1 ] || fail "a second up of the same lab was not refused"
+grep -q "down first" "$tmp/err" || fail "unclear refusal of a second up: $(cat "$tmp/err")"
+lab status
+lab status --json | tee "$tmp/status.json"
+jq -e 'keys == ["faults", "holders", "mode", "name", "nodes", "vip"]' "$tmp/status.json" >/dev/null || fail "status --json keys differ from the contract"
+jq -e --arg n "$current" '.name == $n and .mode == "quorum" and .vip == "192.0.2.100" and .holders == ["lb1"] and .faults == []' "$tmp/status.json" >/dev/null ||
+    fail "status --json: wrong name, mode, VIP, holders or faults"
+jq -e '[.nodes[] | .name] == ["lb1", "lb2", "arb"] and all(.nodes[]; .running == true and .powered == true and (keys == ["name", "powered", "running"]))' "$tmp/status.json" >/dev/null ||
+    fail "status --json: nodes are not lb1, lb2, arb all running and powered"
+lab tandem arb status --json | jq -e '.quorum.quorum == true' >/dev/null || fail "scripts/lab tandem arb status does not show a quorum"
+
+step "isolate lb1 -> lb2 holds the VIP, lb1 not"
+lab isolate lb1 | tee "$tmp/out"
+[ "$(wc -l <"$tmp/out")" = 1 ] || fail "isolate printed more than one line"
+wait_for "lb2 alone holds the VIP" 10 holders_are lb2 || fail "lb2 did not take the VIP from the isolated lb1"
+[ "$(js .faults)" = '["isolate lb1"]' ] || fail "status does not show the isolation: $(js .faults)"
+lab exec client ping -c 1 -W 1 192.0.2.1 >/dev/null 2>&1 && fail "the client still reaches the isolated lb1"
+lab heal
+[ "$(js .faults)" = '[]' ] || fail "heal left faults: $(js .faults)"
+wait_for "lb1 holds the VIP again" 15 holders_are lb1 || fail "lb1 did not take the VIP back after the heal"
+
+step "partition lb1 | lb2,arb -> lb2 holds the VIP"
+lab partition lb1 lb2,arb
+wait_for "lb2 alone holds the VIP" 10 holders_are lb2 || fail "lb2 did not take the VIP in the partition"
+[ "$(js .faults)" = '["partition lb1 | lb2,arb"]' ] || fail "status does not show the partition: $(js .faults)"
+lab exec lb1 ping -c 1 -W 1 192.0.2.2 >/dev/null 2>&1 && fail "lb1 reaches lb2 across the partition"
+lab exec client ping -c 1 -W 1 192.0.2.1 >/dev/null 2>&1 || fail "the client (in no group) does not reach lb1"
+lab exec client ping -c 1 -W 1 192.0.2.2 >/dev/null 2>&1 || fail "the client (in no group) does not reach lb2"
+lab heal
+wait_for "lb1 holds the VIP again" 15 holders_are lb1 || fail "lb1 did not take the VIP back after the heal"
+
+step "kill lb1, restart lb1"
+lab kill lb1
+[ "$(js '.nodes[] | select(.name == "lb1") | .running')" = false ] || fail "lb1 still shows running after kill"
+lab restart lb1
+[ "$(js '.nodes[] | select(.name == "lb1") | .running')" = true ] || fail "lb1 not running after restart"
+wait_for "lb1 alone holds the VIP" 15 holders_are lb1 || fail "lb1 does not hold the VIP after its restart"
+
+step "netem: loss on and off, delay refused without sch_netem"
+lab netem lb2 loss 20%
+grep -q '"netem lb2 loss 20%' <<<"$(js .faults)" || fail "status does not show the loss: $(js .faults)"
+lab netem lb2 off
+[ "$(js .faults)" = '[]' ] || fail "netem off left faults: $(js .faults)"
+rc=$(rc_of lab netem lb2 delay 50ms)
+if [ "$rc" = 2 ]; then
+    grep -q sch_netem "$tmp/err" || fail "the refused delay does not name sch_netem: $(cat "$tmp/err")"
+    echo "delay refused as expected: $(cat "$tmp/err")"
+elif [ "$rc" = 0 ]; then
+    echo "this kernel has sch_netem: $(cat "$tmp/out")"
+    lab netem lb2 off
+else
+    fail "netem delay exited $rc: $(cat "$tmp/err")"
+fi
+[ "$(rc_of lab netem lb2 loss 200%)" = 2 ] || fail "loss 200% was not a usage error"
+
+step "flap lb2 2"
+lab flap lb2 2 100ms
+grep -q 'state UP' <<<"$(lab exec lb2 ip -o link show eth0)" || fail "lb2's eth0 is not up after the flap"
+grep -qF ' 192.0.2.2/' <<<"$(lab exec lb2 ip -o addr show dev eth0)" || fail "lb2 lost its address in the flap"
+wait_for "one holder (lb1)" 15 holders_are lb1 || fail "no single holder after the flap"
+
+step "down removes everything, and again is fine"
+lab down
+[ "$(leftover_ns "$name")" = 0 ] || fail "namespaces tl$name-* left after down: $(ip netns list | grep "^tl$name-")"
+[ ! -e "$TANDEM_LAB_DIR/$name" ] || fail "state directory left after down"
+grep -q "nothing to remove" <<<"$(lab down)" || fail "a second down did not say there was nothing to do"
+
+step "a vrrp pair with --fence: up, status, bmc fail/ok, down"
+current=$name2
+lab up --fence || fail "up --fence failed"
+lab status
+lab status --json | tee "$tmp/status.json"
+jq -e '.mode == "vrrp" and .holders == ["lb1"] and all(.nodes[]; .running and .powered) and ([.nodes[].name] == ["lb1", "lb2"])' "$tmp/status.json" >/dev/null ||
+    fail "the fenced pair's status is wrong"
+lab tandem lb1 fence check >"$tmp/out" 2>&1 || fail "fence check from lb1 failed: $(cat "$tmp/out")"
+lab bmc lb2 fail
+[ "$(js .faults)" = '["bmc lb2 fail"]' ] || fail "status does not show the failing BMC: $(js .faults)"
+lab bmc lb2 ok
+lab down
+[ "$(leftover_ns "$name2")" = 0 ] || fail "namespaces tl$name2-* left after down"
+pgrep -f "$TANDEM_LAB_DIR" >/dev/null && fail "processes of the lab are left: $(pgrep -af "$TANDEM_LAB_DIR")"
+echo "PASS"

@@ -167,3 +167,153 @@ bench_responders() {
         lab_exec "$h" "$BENCH_BIN" respond --id "$h" --port "$BENCH_PORT" >>"$LAB_DIR/$h.respond.log" 2>&1 &
     done
 }
+
+# --- Quorum mode ---------------------------------------------------------------------------
+# Hosts lb1..lb4 (192.0.2.11-14) and the arbiter arb (.15) in the same lab, and a simulated
+# BMC per load balancer of the fencing runs (bmc1 .21 for lb1, bmc2 .22 for lb2). One group,
+# VI_1: VRID 61, VIP 192.0.2.110; lb1 has the highest priority. Lease timing: the defaults.
+
+Q_VIP=192.0.2.110
+Q_VRID=61
+Q_LEASE_MS=1000
+Q_RENEW_MS=250
+Q_MARGIN_MS=100
+Q_BMC_PORT=6230
+declare -A Q_PRIO=([lb1]=200 [lb2]=100 [lb3]=90 [lb4]=80)
+declare -A Q_BMC=([lb1]=bmc1 [lb2]=bmc2)
+
+# bench_quorum_conf NAME FENCE MEMBER...: the config of NAME in a quorum cluster of the
+# MEMBERs (arb is the arbiter, the others load balancers with VI_1). FENCE 1: VI_1 has
+# fence_on_takeover, and every member gets the BMC fence levels of lb1 and lb2 (any member
+# may lead and so fence). Needs LAB_DIR/cluster.key (and LAB_DIR/bmc.pass with FENCE 1).
+bench_quorum_conf() {
+    local name=$1 fence=$2 m n
+    shift 2
+    tandem_node_header "$name"
+    [ "$name" = arb ] && printf 'role = "arbiter"\n\n'
+    cat <<EOT
+[cluster]
+name = "bench"
+key_file = "$LAB_DIR/cluster.key"
+nodes = [
+EOT
+    for m in "$@"; do
+        if [ "$m" = arb ]; then
+            echo "  { name = \"$m\", address = \"$(lab_ip4 "$m")\", role = \"arbiter\" },"
+        else
+            echo "  { name = \"$m\", address = \"$(lab_ip4 "$m")\" },"
+        fi
+    done
+    cat <<EOT
+]
+lease = "${Q_LEASE_MS}ms"
+lease_renew = "${Q_RENEW_MS}ms"
+lease_margin = "${Q_MARGIN_MS}ms"
+
+[[heartbeat]]
+kind = "udp-multicast"
+interface = "eth0"
+group = "239.192.0.1:5405"
+interval = "100ms"
+timeout = "500ms"
+
+EOT
+    if [ "$name" != arb ]; then
+        cat <<EOT
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = $Q_VRID
+priority = ${Q_PRIO[$name]}
+advert_int = "100ms"
+virtual_ipaddress = ["$Q_VIP/24"]
+mode = "quorum"
+EOT
+        [ "$fence" = 1 ] && echo "fence_on_takeover = true"
+        echo
+    fi
+    if [ "$fence" = 1 ]; then
+        for n in lb1 lb2; do
+            cat <<EOT
+[[fence_device]]
+name = "$n-bmc"
+driver = "ipmi"
+address = "$(lab_ip4 "${Q_BMC[$n]}"):$Q_BMC_PORT"
+username = "admin"
+password_file = "$LAB_DIR/bmc.pass"
+timeout = "10s"
+retries = 0
+
+[[fence_level]]
+node = "$n"
+level = 1
+devices = [{ device = "$n-bmc" }]
+
+EOT
+        done
+    fi
+}
+
+# bench_bmc NODE: NODE's simulated BMC (OpenIPMI ipmi_sim from tests/fixtures/sims) in host
+# Q_BMC[NODE], on its address and Q_BMC_PORT, login admin / LAB_DIR/bmc.pass. Like
+# tests/e2e/lib.sh's lab_bmc: powering it off kills NODE's daemon and takes NODE off the
+# network (link down, its addresses and any VIP gone); powering it on brings the link and
+# NODE's own addresses back (starting the daemon is the caller's job). State, and the power
+# log with the time of every switch, in LAB_DIR/bmc-NODE.
+bench_bmc() {
+    local node=$1 host=${Q_BMC[$1]} ns
+    ns=$(lab_ns "$node")
+    lab_exec "$host" env SIM_BIND="$(lab_ip4 "$host")" BMC_USER=admin BMC_PASS="$(cat "$LAB_DIR/bmc.pass")" \
+        BMC_OFF_HOOK="kill -9 \$(cat '$LAB_DIR/$node.pid' 2>/dev/null) 2>/dev/null; ip -n $ns link set eth0 down; ip -n $ns addr flush dev eth0 scope global" \
+        BMC_ON_HOOK="ip -n $ns addr add $(lab_ip4 "$node")/24 dev eth0; ip -n $ns addr add $(lab_ip6 "$node")/64 dev eth0 nodad; ip -n $ns link set eth0 up" \
+        "$LAB_ROOT/tests/fixtures/sims/ipmi/start-bmc.sh" "$Q_BMC_PORT" "$LAB_DIR/bmc-$node" >/dev/null ||
+        bench_die "the simulated BMC of $node did not start: $(cat "$LAB_DIR/bmc-$node/ipmi_sim.log" 2>/dev/null)"
+}
+
+# bench_bmc_power NODE: on or off, as NODE's simulated BMC has it.
+bench_bmc_power() { cat "$LAB_DIR/bmc-$1/power" 2>/dev/null; }
+
+# bench_power_off_ns NODE: when NODE's BMC last switched it off (ns since the epoch), or
+# nothing.
+bench_power_off_ns() {
+    awk '$2 == "power" && $3 == "on->off" { t = $1 } END { if (t != "") print t }' \
+        "$LAB_DIR/bmc-$1/power.log" 2>/dev/null | tr -d .
+}
+
+# bench_q NODE JQ-PATH: a field of NODE's quorum status (`tandem status --json`), e.g. .leader.
+bench_q() { "$TANDEM_BIN" status --socket "$LAB_DIR/$1.sock" --json 2>/dev/null | jq -r ".quorum$2"; }
+
+bench_q_has_leader() { local l; l=$(bench_q "$1" .leader) && [ -n "$l" ] && [ "$l" != null ]; }
+
+# bench_q_holds NODE: NODE holds VI_1's lease by its own view (a lease end by its clock), the
+# VIP is on NODE alone, and every other member named sees NODE as the holder.
+bench_q_holds() {
+    local node=$1 m r
+    shift
+    bench_steady "$node" "$Q_VIP" || return 1
+    r=$(bench_q "$node" .groups.VI_1.lease_remaining_ms) || return 1
+    [ -n "$r" ] && [ "$r" != null ] && [ "$r" -gt 0 ] || return 1
+    for m in "$@"; do
+        [ "$(bench_q "$m" .groups.VI_1.holder)" = "$node" ] || return 1
+    done
+}
+
+# bench_quorum_start MEMBER...: stop the MEMBERs, empty their stores, and start them from
+# their configs (LAB_DIR/NAME.toml), lb1 last: the others first until they have a leader and
+# lb2 holds the group, then lb1, which preempts lb2. So lb1 holds the group without leading
+# Raft. Returns once lb1 holds the VIP alone and every member agrees.
+bench_quorum_start() {
+    local m
+    for m in "$@"; do
+        bench_stop "$m"
+        rm -rf "$LAB_DIR/$m.state"
+        ip -n "$(lab_ns "$m")" addr del "$Q_VIP/24" dev eth0 2>/dev/null || true
+    done
+    for m in "$@"; do
+        [ "$m" = lb1 ] || bench_start tandem "$m" "$LAB_DIR/$m.toml"
+    done
+    wait_for "quorum: a leader" 30 bench_q_has_leader arb || return 1
+    wait_for "quorum: lb2 holds the group" 30 bench_q_holds lb2 arb || return 1
+    bench_start tandem lb1 "$LAB_DIR/lb1.toml"
+    wait_for "quorum: lb1 holds the group" 30 bench_q_holds lb1 "$@"
+}

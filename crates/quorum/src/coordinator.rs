@@ -309,12 +309,13 @@ impl Coordinator {
             .get(group)
             .map(String::as_str)
             .filter(|n| eligible(n));
-        let best = preferred.or_else(|| {
+        // The best eligible node other than `skip`.
+        let pick = |skip: Option<&str>| {
             state
                 .members
                 .keys()
                 .map(String::as_str)
-                .filter(|n| eligible(n))
+                .filter(|n| eligible(n) && Some(*n) != skip)
                 .max_by(|a, b| {
                     let pa = report(a).map_or(0, |r| r.priority);
                     let pb = report(b).map_or(0, |r| r.priority);
@@ -323,8 +324,8 @@ impl Coordinator {
                         // Lower name wins a tie, so every leader makes the same choice.
                         .then_with(|| b.cmp(a))
                 })
-        });
-        let best = best?;
+        };
+        let best = preferred.or_else(|| pick(None))?;
         let Some(holder) = holder else {
             return Some(Command::Grant {
                 group: group.to_string(),
@@ -353,9 +354,17 @@ impl Coordinator {
             }
         }
         if overdue {
+            // No renewal for lease + margin: the holder is not to be trusted with it again
+            // while another node can take it, even if a report of its came later than its
+            // last renewal (a daemon killed just after reporting looks alive for a lease).
+            let to = if best == holder {
+                pick(Some(holder)).unwrap_or(best)
+            } else {
+                best
+            };
             return Some(Command::Grant {
                 group: group.to_string(),
-                holder: best.to_string(),
+                holder: to.to_string(),
                 epoch: lease.epoch + 1,
             });
         }
@@ -551,6 +560,26 @@ mod tests {
             grants(&c.decide(&s, t)).len(),
             1,
             "the lease ran out: next holder"
+        );
+    }
+
+    #[test]
+    fn an_overdue_holder_that_reported_late_is_not_granted_again() {
+        let t0 = Instant::now();
+        let (mut c, mut s) = setup(t0);
+        apply_all(&c, &mut s, t0);
+        c.renewed("VI_1", "lb1", t0);
+        // lb1's last report came after its last renewal, then it died.
+        c.reported("lb1", report(200, true), t0 + Duration::from_millis(150));
+        let t = t0 + LEASE + MARGIN;
+        c.reported("lb2", report(100, true), t);
+        assert_eq!(
+            c.decide(&s, t),
+            vec![Command::Grant {
+                group: "VI_1".into(),
+                holder: "lb2".into(),
+                epoch: 2
+            }]
         );
     }
 

@@ -7,7 +7,7 @@
 //! every group its holder and, for groups this node holds, until when the lease is valid by
 //! this node's monotonic clock. The daemon enforces that deadline itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -133,6 +133,42 @@ pub struct QuorumView {
     pub groups: Leases,
     pub fence_history: Vec<FenceRecord>,
     pub rpc: BTreeMap<String, u64>,
+    /// Commit latency of this node's last successful lease renewals (at most 4096, oldest
+    /// first), in microseconds: from sending the `Renew` (to our own Raft when we lead, else
+    /// forwarded to the leader) to its committed reply. Empty on a node that has renewed
+    /// nothing. For the benchmark (`scripts/bench`).
+    pub renew_latency_us: Vec<u64>,
+}
+
+/// How many renewal latencies [`QuorumView::renew_latency_us`] keeps.
+const RENEW_LATENCY_SAMPLES: usize = 4096;
+
+/// The last `cap` durations in microseconds, oldest first; the oldest is dropped when full.
+#[derive(Debug)]
+struct LatencyRing {
+    cap: usize,
+    samples: VecDeque<u64>,
+}
+
+impl LatencyRing {
+    fn new(cap: usize) -> LatencyRing {
+        LatencyRing {
+            cap,
+            samples: VecDeque::with_capacity(cap),
+        }
+    }
+
+    fn push(&mut self, d: Duration) {
+        if self.samples.len() == self.cap {
+            self.samples.pop_front();
+        }
+        self.samples
+            .push_back(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    fn to_vec(&self) -> Vec<u64> {
+        self.samples.iter().copied().collect()
+    }
 }
 
 /// An operator or daemon request to the quorum layer.
@@ -262,6 +298,8 @@ struct Shared {
     leases: watch::Sender<Arc<Leases>>,
     /// Our held leases changed (a renewal committed): republish.
     held_changed: Notify,
+    /// Commit latencies of our successful renewals (`QuorumView::renew_latency_us`).
+    renew_latency: Mutex<LatencyRing>,
 }
 
 type Boot = (
@@ -359,6 +397,7 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         reports: reports_rx,
         leases: leases_tx,
         held_changed: Notify::new(),
+        renew_latency: Mutex::new(LatencyRing::new(RENEW_LATENCY_SAMPLES)),
     });
     tokio::spawn(net::serve(
         listener,
@@ -711,6 +750,7 @@ impl Shared {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            renew_latency_us: lock(&self.renew_latency).to_vec(),
         };
         view.members.sort_by(|a, b| a.name.cmp(&b.name));
         view
@@ -833,6 +873,8 @@ async fn renew_leases(s: Arc<Shared>) {
             };
             match s.propose(cmd).await {
                 Ok(r) if r.is_ok() => {
+                    // `now` is the send time: this is the renewal's commit latency.
+                    lock(&s.renew_latency).push(now.elapsed());
                     let until = now + timing.holder_validity();
                     let mut held = lock(&s.held);
                     let entry = held.entry(g.clone()).or_insert((l.epoch, until));
@@ -1041,5 +1083,22 @@ async fn publish(s: Arc<Shared>) {
             _ = s.held_changed.notified() => {}
             r = sm.changed() => if r.is_err() { return },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_ring_keeps_the_last_samples_in_microseconds() {
+        let mut r = LatencyRing::new(3);
+        assert!(r.to_vec().is_empty());
+        for ms in 1..=5 {
+            r.push(Duration::from_millis(ms));
+        }
+        assert_eq!(r.to_vec(), vec![3000, 4000, 5000]);
+        r.push(Duration::from_nanos(1999));
+        assert_eq!(r.to_vec(), vec![4000, 5000, 1]);
     }
 }

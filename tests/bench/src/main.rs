@@ -7,6 +7,8 @@
 //!   kernel receive timestamps;
 //! - `capture`: adverts and ARP alone, for the jitter of a footprint window;
 //! - `outage` / `jitter`: one measurement from a log, appended to the results file;
+//! - `quorum-outage` / `renew-latency`: quorum mode (kill -9 of the lease holder, and the
+//!   holder's renewal commit latency from `tandem status --json`), appended likewise;
 //! - `footprint`: RSS and CPU of daemons' process trees from /proc over a window;
 //! - `report`: docs/benchmarks.md, one SVG per figure, and one
 //!   `metric tandem=X keepalived=Y ratio=Z` line per figure on stdout.
@@ -14,6 +16,7 @@
 mod analyze;
 mod footprint;
 mod probe;
+mod quorum_report;
 mod record;
 mod report;
 mod stats;
@@ -72,6 +75,10 @@ enum Cmd {
         /// Do not capture the wire.
         #[arg(long)]
         no_capture: bool,
+        /// Also send an ARP probe for this address with every UDP probe (the answers are
+        /// captured).
+        #[arg(long)]
+        arp: Option<Ipv4Addr>,
     },
     /// Capture adverts and ARP on IFACE for SECS.
     Capture {
@@ -115,6 +122,76 @@ enum Cmd {
         /// CLOCK_REALTIME ns of the event (date +%s%N).
         #[arg(long)]
         event_ns: i64,
+    },
+    /// One quorum-mode kill -9 run from a probe log (probed with --arp); appends one JSON
+    /// line to --results.
+    QuorumOutage {
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        results: PathBuf,
+        /// "lease" or "fence".
+        #[arg(long)]
+        variant: String,
+        #[arg(long)]
+        run: u32,
+        #[arg(long)]
+        old: String,
+        #[arg(long)]
+        new: String,
+        #[arg(long)]
+        old_mac: String,
+        #[arg(long)]
+        new_mac: String,
+        #[arg(long)]
+        new_ip: Ipv4Addr,
+        #[arg(long)]
+        vip: Ipv4Addr,
+        #[arg(long)]
+        vrid: u8,
+        /// CLOCK_REALTIME ns of the kill (date +%s%N).
+        #[arg(long)]
+        event_ns: i64,
+        /// The Raft leader before the kill.
+        #[arg(long)]
+        leader: Option<String>,
+        #[arg(long)]
+        lease_ms: u64,
+        #[arg(long)]
+        renew_ms: u64,
+        #[arg(long)]
+        margin_ms: u64,
+        /// A member's `tandem status --json` after the run (for its fence history).
+        #[arg(long)]
+        status: Option<PathBuf>,
+        /// When the simulated BMC switched the old node off, ns since the epoch.
+        #[arg(long)]
+        power_off_ns: Option<i64>,
+        /// The quorum group (instance name) and its epoch just before the kill.
+        #[arg(long, default_value = "VI_1")]
+        group: String,
+        #[arg(long)]
+        epoch_before: Option<u64>,
+    },
+    /// The lease holder's renewal commit latencies over a window from its `tandem status
+    /// --json` after the window; appends one JSON line to --results.
+    RenewLatency {
+        #[arg(long)]
+        status: PathBuf,
+        /// Samples the holder had before the window (they are left out).
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
+        #[arg(long)]
+        results: PathBuf,
+        /// The Raft members, comma-separated (voters, arbiter included).
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        #[arg(long)]
+        holder: String,
+        #[arg(long)]
+        secs: f64,
+        #[arg(long)]
+        renew_ms: u64,
     },
     /// Advert interval jitter of SRC from a capture log; appends one JSON line.
     Jitter {
@@ -182,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             linger_ms,
             period_us,
             no_capture,
+            arp,
         } => probe::probe(&probe::ProbeOpts {
             target,
             iface,
@@ -192,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             linger_ms,
             period_us,
             capture: !no_capture,
+            arp,
         }),
         Cmd::Capture { iface, secs, out } => probe::capture(&iface, secs, &out),
         Cmd::Outage {
@@ -246,6 +325,103 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             );
             record::append(&results, &record::Record::Outage(o))
+        }
+        Cmd::QuorumOutage {
+            log,
+            results,
+            variant,
+            run,
+            old,
+            new,
+            old_mac,
+            new_mac,
+            new_ip,
+            vip,
+            vrid,
+            event_ns,
+            leader,
+            lease_ms,
+            renew_ms,
+            margin_ms,
+            status,
+            power_off_ns,
+            group,
+            epoch_before,
+        } => {
+            let l = analyze::read_log(&log)?;
+            // Without a readable status the fence and grant figures are missing, not the run.
+            let status = status.and_then(|p| {
+                read_json(&p)
+                    .map_err(|e| eprintln!("tandem-bench: no fence history or epoch: {e:#}"))
+                    .ok()
+            });
+            let q = analyze::quorum_outage(
+                &l,
+                &analyze::QuorumInput {
+                    variant: &variant,
+                    run,
+                    old: &old,
+                    new: &new,
+                    old_mac: &old_mac,
+                    new_mac: &new_mac,
+                    new_ip,
+                    vip,
+                    vrid,
+                    event_ns,
+                    leader,
+                    lease_ms,
+                    renew_ms,
+                    margin_ms,
+                    status: status.as_ref(),
+                    power_off_ns,
+                    group: &group,
+                    epoch_before,
+                },
+            );
+            let f = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.1}"));
+            println!(
+                "quorum {variant} run {run} (leader {}, grants {}): kill → {new} ARP {} ms, answer {} ms, advert {} ms; {old} answered ARP {} more{}",
+                q.leader.as_deref().unwrap_or("?"),
+                q.grants.map_or("?".into(), |g| g.to_string()),
+                f(q.event_to_arp_ms),
+                f(q.event_to_answer_ms),
+                f(q.event_to_advert_ms),
+                q.old_arp_after,
+                if variant == "fence" {
+                    format!(
+                        "; fence attempt at {} ms, attempt → result {} ms (verified {})",
+                        f(q.event_to_fence_attempt_ms),
+                        f(q.fence_ms),
+                        q.fence_verified.map_or("?".into(), |v| v.to_string())
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            record::append(&results, &record::Record::QuorumOutage(q))
+        }
+        Cmd::RenewLatency {
+            status,
+            skip,
+            results,
+            members,
+            holder,
+            secs,
+            renew_ms,
+        } => {
+            let v = read_json(&status)?;
+            let voters = members.len() as u32;
+            let r = analyze::renew_latency(&v, skip, voters, members, &holder, secs, renew_ms)?;
+            let f = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.2}"));
+            println!(
+                "renew latency, {voters} voters, holder {holder}, leader {}: {} renewals in {secs} s, p50 {} ms, p99 {} ms, max {} ms",
+                r.leader.as_deref().unwrap_or("?"),
+                r.samples_us.len(),
+                f(r.p50_ms),
+                f(r.p99_ms),
+                f(r.max_ms)
+            );
+            record::append(&results, &record::Record::RenewLatency(r))
         }
         Cmd::Jitter {
             log,
@@ -323,6 +499,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn main() -> ExitCode {

@@ -12,6 +12,11 @@
 //! V <rx_ns> <src> <vrid> <prio> <version> <int_ms>  VRRP advert seen on the wire
 //! R <rx_ns> <op> <sender_ip> <sender_mac> <target_ip>  ARP seen on the wire
 //! ```
+//!
+//! With `--arp`, the prober also sends an ARP probe for the VIP with every UDP probe (sender
+//! address 0.0.0.0 and a made-up sender MAC, so the answers reach the capture but neither the
+//! client's neighbour table nor the answering nodes' tables): every node that has the VIP
+//! configured answers each one, whether or not a daemon still runs on it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -27,6 +32,24 @@ use crate::sys;
 
 const MAGIC: &[u8; 2] = b"TB";
 const POLL: Duration = Duration::from_millis(50);
+/// Source MAC of the ARP probes (locally administered): the answers are unicast to it, so
+/// the client's kernel drops them (not its MAC) after the capture has seen them.
+pub const ARP_PROBE_MAC: [u8; 6] = [0x02, 0x74, 0x62, 0x00, 0x00, 0x01];
+
+/// An ARP request for `target` in an Ethernet broadcast, from [`ARP_PROBE_MAC`] with sender
+/// address 0.0.0.0 (an RFC 5227 probe: answered by whoever has `target`, learnt by no one).
+pub fn arp_probe_frame(target: Ipv4Addr) -> [u8; 42] {
+    let mut f = [0u8; 42];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&ARP_PROBE_MAC);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    // htype Ethernet, ptype IPv4, hlen 6, plen 4, op request
+    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&ARP_PROBE_MAC);
+    // sender IP 0.0.0.0 (f[28..32]) and target MAC 00:00:00:00:00:00 (f[32..38]) stay zero
+    f[38..42].copy_from_slice(&target.octets());
+    f
+}
 
 /// A frame of interest seen by the capture.
 #[derive(Debug, Clone)]
@@ -186,6 +209,8 @@ pub struct ProbeOpts {
     pub linger_ms: u64,
     pub period_us: u64,
     pub capture: bool,
+    /// Send an ARP probe for this address with every UDP probe.
+    pub arp: Option<Ipv4Addr>,
 }
 
 struct Answer {
@@ -261,6 +286,15 @@ pub fn probe(o: &ProbeOpts) -> anyhow::Result<()> {
         std::thread::spawn(move || capture_loop(&iface, vrid, &sh.saw_advert))
     });
 
+    let arp = match o.arp {
+        Some(vip) => {
+            let idx = sys::ifindex(&o.iface).with_context(|| format!("interface {}", o.iface))?;
+            let fd = sys::packet_sender().context("AF_PACKET socket for ARP (needs root)")?;
+            Some((fd, idx, arp_probe_frame(vip)))
+        }
+        None => None,
+    };
+    let mut arp_sent: u64 = 0;
     let period = (o.period_us.max(100) * 1000) as i64;
     let start = sys::monotonic_ns();
     let end = start + (o.max_secs * 1e9) as i64;
@@ -291,6 +325,11 @@ pub fn probe(o: &ProbeOpts) -> anyhow::Result<()> {
         pkt[2..].copy_from_slice(&seq.to_le_bytes());
         // Sending fails while the client has no neighbour entry yet; that is a lost probe.
         let _ = sys::send_to(&fd, &pkt, o.target, None);
+        if let Some((afd, idx, frame)) = &arp {
+            if sys::packet_send(afd, *idx, frame).is_ok() {
+                arp_sent += 1;
+            }
+        }
         seq += 1;
         next += period;
         if next < now {
@@ -316,10 +355,13 @@ pub fn probe(o: &ProbeOpts) -> anyhow::Result<()> {
     lines.extend(frames.iter().map(|(ts, f)| (*ts, frame_line(*ts, f))));
     lines.sort_by_key(|l| l.0);
     let header = format!(
-        "# probe target={} sent={seq} period_us={} answers={}\n",
+        "# probe target={} sent={seq} period_us={} answers={}{}\n",
         o.target,
         o.period_us,
-        answers.len()
+        answers.len(),
+        o.arp.map_or(String::new(), |vip| format!(
+            " arp={vip} arp_sent={arp_sent}"
+        ))
     );
     write_log(&o.out, &header, &lines)
 }
@@ -396,6 +438,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn arp_probe_parses_back() {
+        let vip = Ipv4Addr::new(192, 0, 2, 110);
+        let f = arp_probe_frame(vip);
+        match parse_frame(&f) {
+            Some(Frame::Arp {
+                op,
+                sender_ip,
+                sender_mac,
+                target_ip,
+            }) => {
+                assert_eq!((op, sender_ip, target_ip), (1, Ipv4Addr::UNSPECIFIED, vip));
+                assert_eq!(sender_mac, ARP_PROBE_MAC);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(&f[..6], &[0xff; 6]);
     }
 
     #[test]

@@ -82,12 +82,89 @@ pub struct Jitter {
     pub mean_gap_error_ms: f64,
 }
 
+/// Quorum mode: one kill -9 of the lease holder's daemon (lb1 holds, lb2 takes over, an
+/// arbiter votes). Times from the kill are from the script's clock just before the kill
+/// (`date +%s%N`) to a kernel receive timestamp at the client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuorumOutage {
+    /// "lease" (no fencing: the killed node keeps the VIP) or "fence" (`fence_on_takeover`,
+    /// a simulated BMC per node).
+    pub variant: String,
+    pub run: u32,
+    /// The holder killed and the node expected to take over.
+    pub old: String,
+    pub new: String,
+    /// The Raft leader just before the kill, as the arbiter saw it.
+    pub leader: Option<String>,
+    /// `[cluster]` lease timing, and the election timeout's upper end it implies
+    /// (crates/quorum/src/node.rs: 2 × clamp(lease / 8, 100 ms, 2 s)).
+    pub lease_ms: u64,
+    pub renew_ms: u64,
+    pub margin_ms: u64,
+    pub election_max_ms: u64,
+    /// Kill → the new holder's first ARP for the VIP (an answer to the client's ARP probe
+    /// or its gratuitous ARP): from here it answers for the VIP.
+    pub event_to_arp_ms: Option<f64>,
+    /// Kill → the new holder's first gratuitous ARP for the VIP.
+    pub event_to_garp_ms: Option<f64>,
+    /// Kill → the first UDP answer from the new holder's node.
+    pub event_to_answer_ms: Option<f64>,
+    /// Kill → the new holder's first VRRP advert.
+    pub event_to_advert_ms: Option<f64>,
+    /// The old node's last UDP answer → the new node's first (the gap the client saw).
+    pub client_ms: Option<f64>,
+    /// ARP answers for the VIP from the old node after the new holder's first one (lease
+    /// only: the killed daemon's VIP is still configured and its kernel answers).
+    pub old_arp_after: u64,
+    /// UDP answers from the old node after the new node first answered.
+    pub old_answers_after: u64,
+    /// Fence variant, from the Raft log's fence history (wall-clock ms): kill → the attempt
+    /// record, attempt → the verified result, and whether it was verified.
+    pub event_to_fence_attempt_ms: Option<f64>,
+    pub fence_ms: Option<f64>,
+    pub fence_verified: Option<bool>,
+    /// Fence variant: kill → the simulated BMC switched the node off (its power log).
+    pub event_to_power_off_ms: Option<f64>,
+    /// Grants of the group from the kill until the new node held it, from the group's epoch
+    /// before the kill and after: 1 when it went straight to the new node; 2 or more when
+    /// the leader first granted it to the killed holder again.
+    #[serde(default)]
+    pub grants: Option<u64>,
+    pub probes_sent: u64,
+    pub answers: u64,
+}
+
+/// Quorum mode: commit latency of the holder's lease renewals over a window, from its
+/// `tandem status --json` (`.quorum.renew_latency_us`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewLatency {
+    /// Raft voters (load balancers and the arbiter).
+    pub voters: u32,
+    pub members: Vec<String>,
+    pub holder: String,
+    /// The Raft leader at the end of the window; when it is not the holder, every renewal
+    /// is forwarded to it.
+    pub leader: Option<String>,
+    pub secs: f64,
+    pub renew_ms: u64,
+    /// Every renewal committed in the window, µs, in order.
+    pub samples_us: Vec<u64>,
+    /// Over `samples_us` (none when the window has no renewal).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Record {
     Outage(Outage),
     Footprint(Footprint),
     Jitter(Jitter),
+    #[serde(rename = "quorum_outage")]
+    QuorumOutage(QuorumOutage),
+    #[serde(rename = "renew_latency")]
+    RenewLatency(RenewLatency),
 }
 
 pub fn append(path: &Path, r: &Record) -> anyhow::Result<()> {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::record::{Footprint, Jitter, Outage, Record};
+use crate::quorum_report;
+use crate::record::{Footprint, Jitter, Outage, QuorumOutage, Record, RenewLatency};
 use crate::stats::{self, Summary};
 use crate::svg;
 
@@ -77,7 +78,7 @@ fn scenario_title(s: &str) -> &'static str {
     }
 }
 
-fn f1(v: f64) -> String {
+pub(crate) fn f1(v: f64) -> String {
     if !v.is_finite() {
         "–".into()
     } else if v.abs() >= 100.0 {
@@ -89,7 +90,7 @@ fn f1(v: f64) -> String {
     }
 }
 
-fn triple(s: Option<Summary>) -> String {
+pub(crate) fn triple(s: Option<Summary>) -> String {
     s.map_or("–".into(), |s| {
         format!("{} / {} / {}", f1(s.median), f1(s.p90), f1(s.max))
     })
@@ -107,7 +108,7 @@ fn opt(v: Option<f64>) -> String {
         .map_or("n/a".into(), |v| format!("{v:.3}"))
 }
 
-fn metric_line(name: &str, t: Option<f64>, k: Option<f64>) -> String {
+pub(crate) fn metric_line(name: &str, t: Option<f64>, k: Option<f64>) -> String {
     format!(
         "{name} tandem={} keepalived={} ratio={}",
         opt(t),
@@ -116,12 +117,12 @@ fn metric_line(name: &str, t: Option<f64>, k: Option<f64>) -> String {
     )
 }
 
-struct Goal {
-    goal: String,
-    figure: String,
-    tandem: String,
-    reference: String,
-    met: Option<bool>,
+pub(crate) struct Goal {
+    pub goal: String,
+    pub figure: String,
+    pub tandem: String,
+    pub reference: String,
+    pub met: Option<bool>,
 }
 
 fn verdict(m: Option<bool>) -> &'static str {
@@ -161,6 +162,20 @@ pub fn write(
         .iter()
         .filter_map(|r| match r {
             Record::Jitter(j) => Some(j),
+            _ => None,
+        })
+        .collect();
+    let quorum_outs: Vec<&QuorumOutage> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::QuorumOutage(q) => Some(q),
+            _ => None,
+        })
+        .collect();
+    let renew_lats: Vec<&RenewLatency> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::RenewLatency(l) => Some(l),
             _ => None,
         })
         .collect();
@@ -385,6 +400,7 @@ pub fn write(
                         dash: "1 3",
                     },
                 ],
+                min_xmax: 0.0,
             });
         }
         let name = format!("outage-{s}.svg");
@@ -607,6 +623,12 @@ pub fn write(
         );
     }
 
+    // ---- quorum mode ----
+    let quorum = quorum_report::section(&quorum_outs, &renew_lats, plots_dir, &link)?;
+    metrics.extend(quorum.metrics);
+    goals.extend(quorum.goals);
+    files.extend(quorum.files);
+
     // ---- assemble ----
     let _ = writeln!(md, "## Goals (issue 8)\n");
     let _ = writeln!(
@@ -645,12 +667,7 @@ pub fn write(
         let _ = writeln!(md, "Not measured in this run.\n");
     }
     md.push_str(&foot_md);
-    let _ = writeln!(
-        md,
-        "## 3. Quorum mode\n\nNot measured: quorum mode (Raft with VIP leases) does not exist \
-         in tandem yet. When it does, this section compares its failover and footprint with \
-         the VRRP mode above.\n"
-    );
+    md.push_str(&quorum.md);
     let _ = writeln!(
         md,
         "## Raw data\n\nEvery run is one JSON line in [results.jsonl]({}).",
@@ -778,6 +795,96 @@ mod tests {
         assert!((mdi_ms(2, 1000, 100) - 3609.375).abs() < 1e-9);
         assert!((skew_ms(3, 100, 100) - 60.9375).abs() < 1e-9);
         assert!((mdi_ms(3, 20, 100) - 72.1875).abs() < 1e-9);
+    }
+
+    fn quorum_outage(variant: &str, run: u32, arp: f64) -> Record {
+        Record::QuorumOutage(crate::record::QuorumOutage {
+            variant: variant.into(),
+            run,
+            old: "lb1".into(),
+            new: "lb2".into(),
+            leader: Some(if run == 1 { "lb1" } else { "arb" }.into()),
+            lease_ms: 1000,
+            renew_ms: 250,
+            margin_ms: 100,
+            election_max_ms: 250,
+            event_to_arp_ms: Some(arp),
+            event_to_garp_ms: Some(arp),
+            event_to_answer_ms: Some(arp + 1.0),
+            event_to_advert_ms: Some(arp - 0.5),
+            client_ms: Some(2.0),
+            old_arp_after: u64::from(variant == "lease") * 300,
+            old_answers_after: 0,
+            event_to_fence_attempt_ms: (variant == "fence").then_some(500.0),
+            fence_ms: (variant == "fence").then_some(180.0),
+            fence_verified: (variant == "fence").then_some(true),
+            event_to_power_off_ms: None,
+            grants: Some(if run == 1 { 2 } else { 1 }),
+            probes_sent: 1500,
+            answers: 1400,
+        })
+    }
+
+    #[test]
+    fn quorum_section_goals_and_metrics() {
+        let dir = std::env::temp_dir().join(format!("tandem-bench-report-{}", std::process::id()));
+        let recs = vec![
+            quorum_outage("lease", 1, 1300.0),
+            quorum_outage("lease", 2, 1000.0),
+            quorum_outage("fence", 1, 720.0),
+            Record::RenewLatency(crate::record::RenewLatency {
+                voters: 3,
+                members: vec!["lb1".into(), "lb2".into(), "arb".into()],
+                holder: "lb1".into(),
+                leader: Some("arb".into()),
+                secs: 1.0,
+                renew_ms: 250,
+                samples_us: vec![1000, 2000, 3000, 4000],
+                p50_ms: Some(2.5),
+                p99_ms: Some(4.0),
+                max_ms: Some(4.0),
+            }),
+        ];
+        let meta = Meta {
+            command: "x".into(),
+            mode: "quick".into(),
+            date: "d".into(),
+            tandem_rev: "r".into(),
+            keepalived_version: "k".into(),
+            notes: vec![],
+        };
+        let out = write(&recs, &meta, &dir.join("b.md"), &dir.join("b")).unwrap();
+        let md = std::fs::read_to_string(dir.join("b.md")).unwrap();
+        assert!(md.contains("## 3. Quorum mode"), "{md}");
+        assert!(
+            md.contains("leader at the kill: arb ×1, lb1 (the holder) ×1"),
+            "{md}"
+        );
+        assert!(md.contains("(1 runs: granted to the killed holder again first)"));
+        assert!(md.contains("In 1 of 2 lease-only runs the group's epoch grew"));
+        assert!(
+            md.contains("| 1000 + 100 + 250 = 1350 + 10 (keepalived n/a) | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3 | tandem | lb1, lb2, arb | arb (forwarded by lb1) |"),
+            "{md}"
+        );
+        assert!(md.contains("| both | keepalived | n/a |"), "{md}");
+        assert!(md.contains("](b/quorum-kill9.svg)"), "{md}");
+        for m in [
+            "quorum.kill9.lease.kill_to_arp_median_ms tandem=1150.000 keepalived=n/a ratio=n/a",
+            "quorum.kill9.lease.kill_to_arp_max_ms tandem=1300.000 keepalived=n/a ratio=n/a",
+            "quorum.kill9.fence.attempt_to_verified_median_ms tandem=180.000 keepalived=n/a ratio=n/a",
+            "quorum.renew.voters3.p99_ms tandem=4.000 keepalived=n/a ratio=n/a",
+        ] {
+            assert!(out.metrics.iter().any(|l| l == m), "{m} not in {:?}", out.metrics);
+        }
+        for f in ["quorum-kill9.svg", "quorum-renew-latency.svg"] {
+            let svg = std::fs::read_to_string(dir.join("b").join(f)).unwrap();
+            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -62,10 +62,17 @@ pub struct Panel {
     pub unit: String,
     pub rows: Vec<Row>,
     pub refs: Vec<RefLine>,
+    /// At least this much on the x axis (to give several panels one scale); 0: the data's.
+    pub min_xmax: f64,
 }
 
 /// Panels stacked vertically, each with its own x scale.
 pub fn strip_chart(title: &str, panels: &[Panel]) -> String {
+    strip_chart_note(title, panels, "dots: runs; bar: median; dashed: bounds")
+}
+
+/// [`strip_chart`] with another legend line at the bottom right.
+pub fn strip_chart_note(title: &str, panels: &[Panel], note: &str) -> String {
     let width = 900.0;
     let left = 190.0;
     let right = 30.0;
@@ -83,7 +90,7 @@ pub fn strip_chart(title: &str, panels: &[Panel]) -> String {
             .chain(p.refs.iter().map(|r| r.value))
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max);
-        let xmax = nice_ceil(data_max * 1.08);
+        let xmax = nice_ceil((data_max * 1.08).max(p.min_xmax));
         let sx = |v: f64| left + (v / xmax).clamp(0.0, 1.0) * (width - left - right);
         let _ = writeln!(
             body,
@@ -171,9 +178,10 @@ pub fn strip_chart(title: &str, panels: &[Panel]) -> String {
     s.push_str(&body);
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="{:.1}" font-size="10" fill="#666" text-anchor="end">dots: runs; bar: median; dashed: bounds</text>"##,
+        r##"<text x="{}" y="{:.1}" font-size="10" fill="#666" text-anchor="end">{}</text>"##,
         width - right,
-        height - 4.0
+        height - 4.0,
+        esc(note)
     );
     s.push_str("</svg>\n");
     s
@@ -333,6 +341,7 @@ mod tests {
                 label: "RFC".into(),
                 dash: "4 3",
             }],
+            min_xmax: 0.0,
         };
         let s = strip_chart("t", &[p]);
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));

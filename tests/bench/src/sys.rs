@@ -180,6 +180,46 @@ pub fn packet_socket(ifindex: u32, timeout: Duration) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// An AF_PACKET socket for sending whole Ethernet frames with [`packet_send`]; it receives
+/// nothing (protocol 0).
+pub fn packet_sender() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call.
+    let fd =
+        check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Send one Ethernet frame (destination MAC first) out of interface `ifindex`.
+pub fn packet_send(fd: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    if frame.len() < 14 {
+        return Err(io::Error::other("frame shorter than an Ethernet header"));
+    }
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+    sll.sll_ifindex = ifindex as libc::c_int;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+    // SAFETY: frame and sll are valid for the lengths we pass.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 pub fn ifindex(name: &str) -> io::Result<u32> {
     let c = std::ffi::CString::new(name).map_err(|_| io::Error::other("bad interface name"))?;
     // SAFETY: c is a valid NUL-terminated string.

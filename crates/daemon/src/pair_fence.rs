@@ -13,8 +13,9 @@
 //!   which must not become two Masters). The daemon also allows an instance that has heard no
 //!   Master at all to win the first election while the peer is up, and the VRRP core never
 //!   gates the takeover after a priority-0 advert (the Master left and removed its VIPs);
-//! * a fence starts when the peer is silent on every channel and a gated instance is not
-//!   Master (it wants the VIPs), after `fence_delay` plus a random part of up to
+//! * a fence starts when the peer is silent on every channel and a gated instance's takeover
+//!   is waiting (its Master fell silent on VRRP too: with only the heartbeats cut, the Master
+//!   is alive and is not fenced), after `fence_delay` plus a random part of up to
 //!   `fence_random_delay`: in a full split both nodes want to fence, and the one with the
 //!   delay is switched off before its delay ends, so exactly one survives;
 //! * a peer never heard since we started is treated as silent only after
@@ -147,8 +148,8 @@ impl PairFence {
         }
     }
 
-    /// Advances the state; `wants_takeover`: a gated instance is Backup (not faulted), so it
-    /// would take the VIPs; `jitter`: this round's random part of the delay, used only when
+    /// Advances the state; `wants_takeover`: a gated instance's takeover is waiting (a blocked
+    /// Master_Down expiry); `jitter`: this round's random part of the delay, used only when
     /// a delay starts. Returns true when the daemon must start a fence now.
     pub fn poll(&mut self, now: Instant, wants_takeover: bool, jitter: Duration) -> bool {
         if !self.silent(now) {

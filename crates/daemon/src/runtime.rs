@@ -676,11 +676,9 @@ impl Daemon {
         if self.pair.is_none() {
             return;
         }
-        let wants = self.insts.iter().any(|i| {
-            i.core.config().takeover_gated
-                && i.core.state() == State::Backup
-                && !i.core.is_faulted()
-        });
+        // Fence only when VRRP agrees that the Master is gone (a blocked Master_Down
+        // expiry): with the heartbeats cut but adverts still arriving, the Master is alive.
+        let wants = self.insts.iter().any(|i| i.core.takeover_pending());
         let jitter = jitter(self.fence_random_delay);
         let Some(pf) = self.pair.as_mut() else {
             return;

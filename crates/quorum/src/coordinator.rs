@@ -116,6 +116,7 @@ impl Coordinator {
         self.last_seen.clear();
         self.reports.clear();
         self.fencing.clear();
+        self.unfence_due.clear();
     }
 
     pub fn step_down(&mut self) {
@@ -124,6 +125,7 @@ impl Coordinator {
         self.last_seen.clear();
         self.reports.clear();
         self.fencing.clear();
+        self.unfence_due.clear();
     }
 
     /// A node reported its groups (unlogged, over the transport).
@@ -250,6 +252,24 @@ impl Coordinator {
                 .is_some_and(|t| now.saturating_duration_since(*t) < self.timing.lease)
     }
 
+    /// Whether `holder` was heard after the end of its lease of `group` by its own reckoning
+    /// (the last committed renewal + lease − margin, which is no earlier than the holder's
+    /// own deadline: it counts from the renewal's send time).
+    fn outlived_lease(&self, group: &str, holder: &str) -> bool {
+        let Some(since) = self.leader_since else {
+            return false;
+        };
+        let renewed = self
+            .last_renew
+            .get(group)
+            .copied()
+            .unwrap_or(since)
+            .max(since);
+        self.last_seen
+            .get(holder)
+            .is_some_and(|t| *t > renewed + self.timing.holder_validity())
+    }
+
     /// When the leader may reassign `group` if no renewal comes.
     pub fn reassign_at(&self, group: &str) -> Option<Instant> {
         let since = self.leader_since?;
@@ -346,10 +366,15 @@ impl Coordinator {
                     })
                 }
                 Some(_) => return None,
-                // Silent: `fences_due` fences it first.
-                None if !self.alive(holder, now) => return None,
-                // Alive (it reports) but not renewing: its own daemon ends its lease and
-                // removes the VIPs, so the lease rules below apply as without fencing.
+                // Taking the group away at the end of the lease is safe only if the holder
+                // was heard after its lease had ended by its own reckoning: its daemon lived
+                // to end the lease and remove the VIPs. Otherwise (silent, or last heard while
+                // its lease still ran, then perhaps killed) only a fence proves the VIPs
+                // gone: `fences_due` fences it once it has been silent long enough. Planned
+                // moves (which the holder itself carries out) follow the rules below.
+                None if overdue && holder != self.me && !self.outlived_lease(group, holder) => {
+                    return None
+                }
                 None => {}
             }
         }
@@ -564,6 +589,52 @@ mod tests {
     }
 
     #[test]
+    fn a_holder_killed_just_after_a_report_is_fenced_not_skipped() {
+        // renew 350 ms is accepted with lease 1 s / margin 100 ms: its report right before
+        // a kill keeps it "alive" past lease + margin.
+        let timing = LeaseTiming {
+            lease: LEASE,
+            renew: Duration::from_millis(350),
+            margin: MARGIN,
+        };
+        let t0 = Instant::now();
+        let mut c = Coordinator::new("arb", timing);
+        c.become_leader(t0);
+        let mut s = ClusterState::default();
+        for (n, p) in [("lb1", 200), ("lb2", 100)] {
+            c.reported(n, fenced_report(p, true, true), t0);
+            s.apply(&Command::Report {
+                node: n.into(),
+                groups: fenced_report(p, true, true),
+            });
+        }
+        apply_all(&c, &mut s, t0);
+        c.renewed("VI_1", "lb1", t0);
+        c.reported(
+            "lb1",
+            fenced_report(200, true, true),
+            t0 + Duration::from_millis(340),
+        );
+        // killed at 345 ms
+        let mut t = t0 + Duration::from_millis(345);
+        while t < t0 + 3 * LEASE {
+            c.reported("lb2", fenced_report(100, true, true), t);
+            assert!(
+                grants(&c.decide(&s, t)).is_empty(),
+                "stolen unfenced at {:?}",
+                t - t0
+            );
+            if !c.fences_due(&s, t).is_empty() {
+                c.fence_done("lb1", true, t);
+                assert_eq!(grants(&c.decide(&s, t)).len(), 1);
+                return;
+            }
+            t += Duration::from_millis(10);
+        }
+        panic!("never fenced");
+    }
+
+    #[test]
     fn an_overdue_holder_that_reported_late_is_not_granted_again() {
         let t0 = Instant::now();
         let (mut c, mut s) = setup(t0);
@@ -579,6 +650,26 @@ mod tests {
                 group: "VI_1".into(),
                 holder: "lb2".into(),
                 epoch: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_live_fence_on_takeover_holder_is_still_preempted() {
+        let t0 = Instant::now();
+        let (mut c, mut s) = setup_with(t0, true);
+        s.apply(&Command::Grant {
+            group: "VI_1".into(),
+            holder: "lb2".into(),
+            epoch: 1,
+        });
+        c.renewed("VI_1", "lb2", t0);
+        assert_eq!(
+            c.decide(&s, t0),
+            vec![Command::Move {
+                group: "VI_1".into(),
+                epoch: 1,
+                to: "lb1".into()
             }]
         );
     }
@@ -828,9 +919,9 @@ mod tests {
     proptest::proptest! {
         /// With fence_on_takeover, under any interleaving of renewals, reports, fence
         /// results and time, a grant that replaces a holder comes only after a verified fence
-        /// of that holder that nothing heard from it since has cancelled, or while the holder
-        /// still talks (its own daemon enforces its lease) and lease + margin after its last
-        /// renewal.
+        /// of that holder that nothing heard from it since has cancelled, or lease + margin
+        /// after its last renewal when it was heard after its own lease had ended (its daemon
+        /// lived to remove the VIPs).
         #[test]
         fn never_steals_from_an_unfenced_holder(steps in proptest::collection::vec((0u8..6, 0u64..400), 1..150)) {
             let t0 = Instant::now();
@@ -873,10 +964,13 @@ mod tests {
                 for cmd in c.decide(&s, now) {
                     if let Command::Grant { holder: to, .. } = &cmd {
                         if let Some(h) = &before.holder {
-                            let talks = heard.get(h).is_some_and(|t| now.saturating_duration_since(*t) < LEASE);
+                            // Heard after its own lease ended: its daemon removed the VIPs.
+                            let outlived = heard
+                                .get(h)
+                                .is_some_and(|t| *t > last_renew + LEASE - MARGIN);
                             let expired = now >= last_renew + LEASE + MARGIN;
                             proptest::prop_assert!(
-                                fenced.get(h).copied().unwrap_or(false) || (talks && expired),
+                                fenced.get(h).copied().unwrap_or(false) || (outlived && expired),
                                 "stole from {h}"
                             );
                         }

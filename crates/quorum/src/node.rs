@@ -572,6 +572,15 @@ impl Shared {
                 if voters.contains(&id) {
                     return Err(ProposeError::Failed(format!("{name} is already a voter")));
                 }
+                // openraft keeps a known node's address when it is added again: a corrected
+                // address after a failed add must go through a removal first.
+                if let Some(known) = membership.get_node(&id).filter(|n| n.addr != addr) {
+                    return Err(ProposeError::Failed(format!(
+                        "{name} is already a learner at {}: `tandem node remove {name}` first to \
+                         give it another address",
+                        known.addr
+                    )));
+                }
                 if let Some((_, other)) = membership
                     .nodes()
                     .find(|(nid, n)| **nid != id && n.addr == addr)

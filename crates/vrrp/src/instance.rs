@@ -71,8 +71,11 @@
 //!   proves they are gone. A Master that announced its departure with priority 0 removed its
 //!   VIPs first, so the Skew_Time takeover after it is never gated. A blocked expiry
 //!   is counted in `fence_blocked_takeovers` and remembered; when the takeover is allowed
-//!   later and no Master was heard meanwhile, the instance becomes Master at once. A Master
-//!   is never sent to Backup by the gate.
+//!   later and no Master was heard meanwhile, the instance takes over after Skew_Time (so
+//!   that of two Backups allowed at once, the higher priority wins as in a normal election).
+//!   Preemption is not gated either: the expiry that follows discarding a live lower-priority
+//!   Master's adverts takes over from a Master that is there and yields to our advert. A
+//!   Master is never sent to Backup by the gate.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -317,6 +320,9 @@ pub struct Instance {
     /// The Master_Down_Timer runs to Skew_Time after a priority-0 advert: the Master left and
     /// removed its VIPs, so the takeover needs no fence.
     handover: bool,
+    /// When we last discarded a lower-priority Master's advert to preempt it: an expiry soon
+    /// after is a preemption of a live Master, not a takeover from a silent one.
+    preempting_since: Option<Instant>,
     /// Takeover gate: the Master_Down_Timer ran out while blocked and no Master was heard
     /// since; allowing the takeover then makes us Master at once.
     takeover_pending: bool,
@@ -350,6 +356,7 @@ impl Instance {
             takeover_allowed: false,
             takeover_pending: false,
             handover: false,
+            preempting_since: None,
             conflict_answered: None,
             master_adver_interval: advert_interval,
             master_addr: None,
@@ -452,7 +459,10 @@ impl Instance {
                         // we last heard).
                         bump(&mut self.counters.lease_blocked_takeovers);
                         self.master_down_timer = deadline(now, self.master_down_interval());
-                    } else if self.config.takeover_gated && !self.takeover_allowed && !self.handover
+                    } else if self.config.takeover_gated
+                        && !self.takeover_allowed
+                        && !self.handover
+                        && !self.preempting(now)
                     {
                         // Takeover gate: the Master is silent, and so is the peer on every
                         // heartbeat channel; its VIPs may still be up until it is fenced.
@@ -612,7 +622,8 @@ impl Instance {
     }
     /// Takeover gate (vrrp mode with `fence_on_takeover`): whether a Backup may take over on
     /// Master_Down_Timer. No-op unless `takeover_gated`; not allowed after [`Instance::new`].
-    /// Allowed in Backup after a blocked expiry with no Master heard since: Master at once.
+    /// Allowed in Backup after a blocked expiry with no Master heard since: Master after
+    /// Skew_Time.
     pub fn set_takeover_allowed(&mut self, now: Instant, allowed: bool) {
         if !self.config.takeover_gated || allowed == self.takeover_allowed {
             return;
@@ -620,7 +631,11 @@ impl Instance {
         self.takeover_allowed = allowed;
         if allowed && self.state == State::Backup && self.takeover_pending && !self.faulted {
             self.takeover_pending = false;
-            self.become_master(now);
+            let at = deadline(now, self.skew_time());
+            self.master_down_timer = match (self.master_down_timer, at) {
+                (Some(t), Some(a)) => Some(t.min(a)),
+                (t, a) => a.or(t),
+            };
         }
     }
 
@@ -727,9 +742,17 @@ impl Instance {
             || in_preempt_delay
         {
             self.learn_master(now, advert);
+        } else {
+            // Discard: the lower-priority Master's adverts no longer hold our timer back, so
+            // Master_Down_Timer fires and we preempt it.
+            self.preempting_since = Some(now);
         }
-        // Otherwise discard: the lower-priority Master's adverts no longer hold our timer
-        // back, so Master_Down_Timer fires and we preempt it.
+    }
+
+    /// A lower-priority Master was heard (and ignored) within the last Master_Down_Interval.
+    fn preempting(&self, now: Instant) -> bool {
+        self.preempting_since
+            .is_some_and(|t| now.saturating_duration_since(t) <= self.master_down_interval())
     }
 
     /// RFC 5798 §6.4.3, ADVERTISEMENT received in Master.
@@ -794,6 +817,7 @@ impl Instance {
     fn learn_master(&mut self, now: Instant, advert: Advert) {
         self.takeover_pending = false;
         self.handover = false;
+        self.preempting_since = None;
         self.master_adver_interval = match self.config.version {
             Version::V3 => advert.interval,
             // v2 adverts with another interval were dropped; ours is the Master's.
@@ -870,6 +894,7 @@ impl Instance {
         if to != State::Backup {
             self.takeover_pending = false;
             self.handover = false;
+            self.preempting_since = None;
         }
         bump(&mut self.counters.transitions);
         self.actions.push_back(Action::Transition { from, to });

@@ -129,16 +129,22 @@ pub fn availability(timeline: &[(f64, Vec<String>)], from: f64, to: f64) -> f64 
     one / (to - from)
 }
 
-/// Spells without a holder that outlast, by more than `bound_ms`, the end of the last fault
-/// that overlapped them (or their own start when none did).
+/// Spells without a holder that outlast the bound: the bound counts from the gap's start,
+/// or from the end of a fault that was under way by then; a fault that starts later excuses
+/// the gap only if it started while the gap was still within the bound (so a fault cannot
+/// excuse an outage that had already gone on too long before it).
 pub fn late_failovers(gaps: &[(f64, f64)], faults: &[Window], bound_ms: f64) -> Vec<Violation> {
     let mut out = Vec::new();
+    let mut sorted: Vec<&Window> = faults.iter().collect();
+    sorted.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
     for &(from, to) in gaps {
-        let excuse = faults
-            .iter()
-            .filter(|w| w.start_ms < to && w.end_ms + bound_ms > from)
-            .map(|w| w.end_ms)
-            .fold(from, f64::max);
+        let mut excuse = from;
+        for w in &sorted {
+            if w.start_ms >= to || w.start_ms > excuse + bound_ms {
+                continue;
+            }
+            excuse = excuse.max(w.end_ms);
+        }
         if to - excuse > bound_ms {
             out.push(Violation {
                 invariant: "holder within the failover bound",
@@ -370,6 +376,28 @@ mod tests {
             late_failovers(&[(10_000.0, 14_000.0)], &faults, 3000.0).len(),
             1
         );
+        // A fault that starts when the outage has already lasted past the bound excuses
+        // nothing before it.
+        let later = vec![Window {
+            label: "partition".into(),
+            start_ms: 15_000.0,
+            end_ms: 18_000.0,
+        }];
+        assert_eq!(late_failovers(&[(0.0, 20_000.0)], &later, 3000.0).len(), 1);
+        // Faults back to back chain: each started within the bound of the one before.
+        let chain = vec![
+            Window {
+                label: "a".into(),
+                start_ms: 0.0,
+                end_ms: 4000.0,
+            },
+            Window {
+                label: "b".into(),
+                start_ms: 6000.0,
+                end_ms: 9000.0,
+            },
+        ];
+        assert!(late_failovers(&[(1000.0, 11_000.0)], &chain, 3000.0).is_empty());
     }
 
     #[test]

@@ -2139,14 +2139,18 @@ fn takeover_gate_blocks_master_down_until_allowed_then_takes_over_at_once() {
         at += MDI_100;
         assert_eq!(inst.poll_timeout(), Some(at), "keeps watching");
     }
-    // The peer was fenced: Master at once, VIPs added.
-    let now = at - ms(10);
+    // The peer was fenced: Master after Skew_Time (not a whole Master_Down_Interval), VIPs
+    // added.
+    let now = at - ms(900);
     inst.set_takeover_allowed(now, true);
+    assert_eq!(drain(&mut inst), []);
+    assert!(!inst.takeover_pending());
+    assert_eq!(inst.poll_timeout(), Some(now + SKEW_100));
+    inst.handle_timeout(now + SKEW_100);
     let actions = drain(&mut inst);
     assert!(became_master(&actions), "{actions:?}");
     assert!(actions.contains(&Action::AddVips));
     assert_eq!(inst.state(), State::Master);
-    assert!(!inst.takeover_pending());
 }
 
 #[test]
@@ -2197,6 +2201,36 @@ fn takeover_gate_is_inert_without_the_flag() {
     inst.handle_timeout(t0 + MDI_100);
     assert_eq!(inst.state(), State::Master);
     assert_eq!(inst.counters().fence_blocked_takeovers, 0);
+}
+
+#[test]
+fn takeover_gate_lets_a_preemption_of_a_live_lower_priority_master_through() {
+    // The Master's priority fell below ours (a tracked check, a weight): its adverts are
+    // discarded, and the expiry that follows preempts a Master that is there.
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    rx(&mut inst, t0 + ms(100), PEER_HIGH, 200).unwrap();
+    let mut t = t0 + ms(100);
+    for _ in 0..3 {
+        t += secs(1);
+        rx(&mut inst, t, PEER_HIGH, 50).unwrap();
+    }
+    inst.handle_timeout(t0 + ms(100) + MDI_100);
+    assert_eq!(inst.state(), State::Master, "preempted");
+    assert_eq!(inst.counters().fence_blocked_takeovers, 0);
+}
+
+#[test]
+fn takeover_gate_a_preemption_long_ago_does_not_excuse_a_silent_master() {
+    let t0 = Instant::now();
+    let mut inst = started(fence_gated(100), t0);
+    rx(&mut inst, t0, PEER_HIGH, 50).unwrap();
+    // The lower-priority Master falls silent for more than Master_Down_Interval... and
+    // then a higher-priority one appears and goes silent too.
+    rx(&mut inst, t0 + secs(2), PEER_HIGH, 200).unwrap();
+    inst.handle_timeout(t0 + secs(2) + MDI_100);
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.counters().fence_blocked_takeovers, 1);
 }
 
 #[test]

@@ -29,6 +29,15 @@ pub fn start(config: &Config, join: bool) -> anyhow::Result<Option<QuorumHandle>
         .cluster
         .as_ref()
         .context("raft is enabled without [cluster]")?;
+    if config.fence_levels.is_empty() {
+        // Validation cannot see this from here: another member's instance may have
+        // fence_on_takeover, and whoever leads Raft fences for the cluster.
+        tracing::warn!(
+            "this member has no [[fence_level]]: while it leads Raft, a silent holder of a \
+             fence_on_takeover group cannot be fenced and its group stays put; give every \
+             member, the arbiter too, the voters' fence devices"
+        );
+    }
     let key = tandem_heartbeat::load_key(&cluster.key_file)
         .with_context(|| format!("cluster key {}", cluster.key_file.display()))?;
     let members = config

@@ -1,11 +1,20 @@
-//! The event loop's wake-up: one CLOCK_MONOTONIC timerfd armed at an absolute deadline.
+//! The event loop's wake-up: one CLOCK_MONOTONIC timerfd armed for the time left until the
+//! next deadline.
 //!
 //! Why not `tokio::time::sleep_until`: tokio's timer wheel rounds every deadline up to the
 //! next whole millisecond and files far deadlines in coarse slots that cost extra wake-ups;
 //! measured here, adverts went out 1–1.5 ms late and an idle master woke about three times
-//! per advert. A timerfd with TFD_TIMER_ABSTIME fires at the deadline to the microsecond
-//! and wakes the loop exactly once. `Instant` is CLOCK_MONOTONIC on Linux, so deadlines
-//! convert by the offset between the two read back to back.
+//! per advert. A timerfd fires at the deadline to the microsecond and wakes the loop exactly
+//! once.
+//!
+//! Why relative rather than TFD_TIMER_ABSTIME: the time left is computed from the same
+//! `Instant::now()` the core's deadlines come from, so the daemon's whole sense of time is
+//! the process's clock. The lab's clock-drift fault (`scripts/lab clock`, libfaketime) runs
+//! that clock fast or slow; libfaketime scales relative timers but mistranslates absolute
+//! ones (libfaketime 0.9.10 at x0.5, x0.95 and x1.05: an absolute timer 200 ms ahead had not
+//! fired 3 s later). The cost is the few microseconds
+//! between reading the clock and arming, added to the wait only if the thread is preempted
+//! right there.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -13,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use nix::time::{clock_gettime, ClockId as Clock};
 use tokio::io::unix::AsyncFd;
 
 struct Fd(TimerFd);
@@ -47,18 +55,16 @@ impl Deadline {
         if self.armed == Some(at) {
             return Ok(());
         }
-        let now = Instant::now();
-        let mono = clock_gettime(Clock::CLOCK_MONOTONIC).map_err(io::Error::from)?;
-        let ahead = at.saturating_duration_since(now);
-        let target = Duration::from(mono) + ahead;
         // An all-zero expiration would disarm the timer instead of firing it.
-        let target = target.max(Duration::from_nanos(1));
+        let ahead = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
         self.fd
             .get_ref()
             .0
             .set(
-                Expiration::OneShot(TimeSpec::from_duration(target)),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+                Expiration::OneShot(TimeSpec::from_duration(ahead)),
+                TimerSetTimeFlags::empty(),
             )
             .map_err(io::Error::from)?;
         self.armed = Some(at);

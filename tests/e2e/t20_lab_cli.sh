@@ -9,7 +9,9 @@
 #   5. kill lb1 -> not running; restart lb1 -> running, holds again
 #   6. netem loss on / off; netem delay exits 2 without sch_netem (or works with it)
 #   7. flap lb2 2 -> its link and address are back; down -> no namespace left, idempotent
-#   8. a vrrp pair with --fence: BMCs powered, bmc fail shows as a fault, down
+#   8. a vrrp pair with --fence: BMCs powered, bmc fail shows as a fault
+#   9. clock lb1 0.5: the daemon's own clock runs at half speed, through restarts; clock 1
+#  (and in the quorum lab: a rate beyond lease_margin / lease is warned about)
 set -euo pipefail
 # (Outputs are read whole before grep: `cmd | grep -q` under pipefail fails at random when
 # grep exits early and cmd dies of SIGPIPE.)
@@ -75,7 +77,7 @@ lab status --json | tee "$tmp/status.json"
 jq -e 'keys == ["faults", "holders", "mode", "name", "nodes", "vip"]' "$tmp/status.json" >/dev/null || fail "status --json keys differ from the contract"
 jq -e --arg n "$current" '.name == $n and .mode == "quorum" and .vip == "192.0.2.100" and .holders == ["lb1"] and .faults == []' "$tmp/status.json" >/dev/null ||
     fail "status --json: wrong name, mode, VIP, holders or faults"
-jq -e '[.nodes[] | .name] == ["lb1", "lb2", "arb"] and all(.nodes[]; .running == true and .powered == true and (keys == ["name", "powered", "running"]))' "$tmp/status.json" >/dev/null ||
+jq -e '[.nodes[] | .name] == ["lb1", "lb2", "arb"] and all(.nodes[]; .running == true and .powered == true and (keys == ["clock", "name", "powered", "running"]) and .clock == 1)' "$tmp/status.json" >/dev/null ||
     fail "status --json: nodes are not lb1, lb2, arb all running and powered"
 lab tandem arb status --json | jq -e '.quorum.quorum == true' >/dev/null || fail "scripts/lab tandem arb status does not show a quorum"
 
@@ -98,6 +100,13 @@ lab exec client ping -c 1 -W 1 192.0.2.1 >/dev/null 2>&1 || fail "the client (in
 lab exec client ping -c 1 -W 1 192.0.2.2 >/dev/null 2>&1 || fail "the client (in no group) does not reach lb2"
 lab heal
 wait_for "lb1 holds the VIP again" 15 holders_are lb1 || fail "lb1 did not take the VIP back after the heal"
+
+step "clock arb 1.5 is beyond the lease margin and says so; clock arb 1"
+lab clock arb 1.5 >"$tmp/out"
+grep -q "beyond lease_margin / lease" "$tmp/out" || fail "clock arb 1.5 gave no warning: $(cat "$tmp/out")"
+lab clock arb 1 >/dev/null
+[ "$(js .faults)" = '[]' ] || fail "clock arb 1 left a fault: $(js .faults)"
+wait_for "lb1 holds the VIP" 15 holders_are lb1 || fail "lb1 does not hold the VIP after arb's restarts"
 
 step "kill lb1, restart lb1"
 lab kill lb1
@@ -146,6 +155,32 @@ lab tandem lb1 fence check >"$tmp/out" 2>&1 || fail "fence check from lb1 failed
 lab bmc lb2 fail
 [ "$(js .faults)" = '["bmc lb2 fail"]' ] || fail "status does not show the failing BMC: $(js .faults)"
 lab bmc lb2 ok
+
+step "clock lb1 0.5: lb1's daemon lives at half speed; clock lb1 1: true time again"
+[ "$(rc_of lab clock lb1 3)" = 2 ] || fail "clock lb1 3 was not a usage error"
+# in_state_ms is the daemon's own measure of time spent MASTER: over 2 s of true time it
+# grows by about 1 s at x0.5 and 2 s at x1.
+in_state() { lab tandem lb1 status --json | jq '.instances[0] | select(.state == "MASTER") | .in_state_ms'; }
+grows_by() {
+    local a b
+    a=$(in_state) && sleep 2 && b=$(in_state) && [ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+}
+lab clock lb1 0.5 | tee "$tmp/out"
+grep -q "with its clocks at x0.5" "$tmp/out" || fail "clock did not say what it did: $(cat "$tmp/out")"
+jq -e '(.faults == ["clock lb1 x0.5"]) and ([.nodes[].clock] == [0.5, 1])' <<<"$(lab status --json)" >/dev/null ||
+    fail "status does not show the clock: $(lab status --json)"
+wait_for "lb1 (at x0.5) holds the VIP" 15 holders_are lb1 || fail "lb1 at x0.5 did not take the VIP back"
+d=$(grows_by) || fail "lb1 is not MASTER at x0.5"
+echo "x0.5: in_state_ms grew by $d over 2 s"
+((d > 600 && d < 1400)) || fail "at x0.5 lb1's clock advanced $d ms in 2 s of true time"
+lab restart lb1 >/dev/null
+[ "$(js '.nodes[0].clock')" = 0.5 ] || fail "the rate did not survive a restart"
+lab clock lb1 1
+[ "$(js .faults)" = '[]' ] || fail "clock lb1 1 left a fault: $(js .faults)"
+wait_for "lb1 holds the VIP" 15 holders_are lb1 || fail "lb1 did not take the VIP back"
+d=$(grows_by) || fail "lb1 is not MASTER on true time"
+echo "x1: in_state_ms grew by $d over 2 s"
+((d > 1600 && d < 2400)) || fail "on true time lb1's clock advanced $d ms in 2 s"
 lab down
 [ "$(leftover_ns "$name2")" = 0 ] || fail "namespaces tl$name2-* left after down"
 pgrep -f "$TANDEM_LAB_DIR" >/dev/null && fail "processes of the lab are left: $(pgrep -af "$TANDEM_LAB_DIR")"

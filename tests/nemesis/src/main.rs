@@ -1,8 +1,8 @@
 //! `tandem-nemesis`: a Jepsen-style soak. It builds a cluster with `scripts/lab`, drives a
 //! seeded schedule of faults against it (partitions of every shape, isolation, kill -9 and
-//! restart, hangs, link flaps, packet loss, operator writes, fence devices that fail), records
-//! from outside every instant's VIP holders with `vip-watch`, and afterwards checks the
-//! cluster's invariants (see [`check`]) from those samples, the daemons' logs and every Raft
+//! restart, hangs, link flaps, packet loss, operator writes, fence devices that fail, clocks
+//! running fast or slow), records from outside every instant's VIP holders with `vip-watch`,
+//! and afterwards checks the cluster's invariants (see [`check`]) from those samples, the daemons' logs and every Raft
 //! store. It writes `report.json`, `report.md` and `timeline.svg` to `--out`, and exits 1 on
 //! any violation (or, with `--expect-violations`, when it found none).
 //!
@@ -48,6 +48,13 @@ struct Args {
     /// Quorum mode without fence devices (kills and hangs are then left out of the schedule).
     #[arg(long)]
     no_fence: bool,
+    /// Clock faults run a node's clocks up to this many per mille fast or slow (quorum mode;
+    /// 0: none). The lab's lease_margin / lease is 100 per mille: within it tandem promises a
+    /// single holder, and the default keeps to half of it so that scheduling delays in the
+    /// lab do not eat the rest. Beyond it (with --no-fence) is how to see the checker catch a
+    /// split brain caused by clocks.
+    #[arg(long, default_value_t = 50)]
+    max_drift_permille: u32,
     /// How long after the last fault a spell without a holder may last.
     #[arg(long, default_value = "10s", value_parser = parse_secs)]
     bound: Duration,
@@ -321,6 +328,17 @@ impl Soak<'_> {
                 lab.run(&["restart", &n])?;
                 format!("fence fails + kill -9 {n}")
             }
+            Fault::Clock { node, permille } => {
+                let n = self.resolve(node);
+                let r = schedule::rate(*permille);
+                lab.run(&["clock", &n, &r])?;
+                hold();
+                if *permille == 0 {
+                    format!("clock {n} true time")
+                } else {
+                    format!("clock {n} x{r}")
+                }
+            }
         };
         Ok(label)
     }
@@ -380,6 +398,7 @@ fn run(args: &Args) -> anyhow::Result<Vec<Violation>> {
         members: members.clone(),
         fence,
         quorum,
+        max_drift_permille: if quorum { args.max_drift_permille } else { 0 },
     };
     let plan = schedule::plan(args.seed, args.events, &shape);
     if args.dry_run {

@@ -74,6 +74,17 @@ pub enum Fault {
     /// nothing may take its VIP until a fence works. Undone: the device works again (the
     /// retry fences), then the node is restarted.
     FenceFails { node: Target },
+    /// The node's daemon is restarted with its clocks running `1 + permille / 1000` times as
+    /// fast as true time (`scripts/lab clock`; 0 = true time again). Not undone: the drift
+    /// stays through the faults that follow, which is where it matters (a holder cut off with
+    /// a slow clock keeps its VIP longer), until the node's next clock fault.
+    Clock { node: Target, permille: i32 },
+}
+
+/// `1 + permille / 1000` as `scripts/lab clock` takes it ("1", "1.037", "0.95").
+pub fn rate(permille: i32) -> String {
+    let r = format!("{:.3}", 1.0 + f64::from(permille) / 1000.0);
+    r.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 impl Fault {
@@ -95,6 +106,8 @@ impl Fault {
             Fault::Loss { node, percent } => format!("loss {} {percent}%", t(node)),
             Fault::Standby { node } => format!("standby {node}"),
             Fault::FenceFails { node } => format!("fence fails + kill -9 {}", t(node)),
+            Fault::Clock { node, permille: 0 } => format!("clock {} true time", t(node)),
+            Fault::Clock { node, permille } => format!("clock {} x{}", t(node), rate(*permille)),
         }
     }
 }
@@ -118,6 +131,8 @@ pub struct Shape {
     pub fence: bool,
     /// Raft runs (standby writes exist).
     pub quorum: bool,
+    /// Clock faults draw rates within 1 ± this / 1000; 0: no clock faults.
+    pub max_drift_permille: u32,
 }
 
 /// `events` steps for `seed`.
@@ -125,7 +140,7 @@ pub fn plan(seed: u64, events: usize, shape: &Shape) -> Vec<Step> {
     let mut rng = Rng::new(seed);
     let mut steps = Vec::with_capacity(events);
     while steps.len() < events {
-        let fault = match rng.below(10) {
+        let fault = match rng.below(11) {
             0 | 1 => partition(&mut rng, &shape.members),
             2 => Fault::Isolate {
                 node: target(&mut rng, &shape.members),
@@ -152,6 +167,16 @@ pub fn plan(seed: u64, events: usize, shape: &Shape) -> Vec<Step> {
             },
             9 => Fault::Isolate {
                 node: Target::Holder,
+            },
+            10 if shape.max_drift_permille > 0 => Fault::Clock {
+                node: target(&mut rng, &shape.members),
+                // A quarter of them put a node back on true time.
+                permille: if rng.below(4) == 0 {
+                    0
+                } else {
+                    let m = i64::from(shape.max_drift_permille);
+                    (rng.below(2 * m as u64 + 1) as i64 - m) as i32
+                },
             },
             _ => continue,
         };
@@ -195,6 +220,7 @@ mod tests {
             members: vec!["lb1".into(), "lb2".into(), "arb".into()],
             fence: true,
             quorum: true,
+            max_drift_permille: 50,
         }
     }
 
@@ -224,6 +250,7 @@ mod tests {
             "loss",
             "standby",
             "fence_fails",
+            "clock",
         ] {
             assert!(
                 steps
@@ -243,6 +270,7 @@ mod tests {
         let unsafe_shape = Shape {
             fence: false,
             quorum: false,
+            max_drift_permille: 0,
             ..shape()
         };
         for s in plan(3, 200, &unsafe_shape) {
@@ -253,11 +281,28 @@ mod tests {
                         | Fault::Pause { .. }
                         | Fault::FenceFails { .. }
                         | Fault::Standby { .. }
+                        | Fault::Clock { .. }
                 ),
                 "{:?}",
                 s.fault
             );
         }
+    }
+
+    #[test]
+    fn clock_rates_stay_within_the_drift_and_print_as_the_lab_takes_them() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in plan(9, 600, &shape()) {
+            if let Fault::Clock { permille, .. } = s.fault {
+                assert!(permille.unsigned_abs() <= 50, "{permille}");
+                seen.insert(permille);
+            }
+        }
+        assert!(seen.contains(&0) && seen.iter().any(|p| *p < 0) && seen.iter().any(|p| *p > 0));
+        assert_eq!(
+            [rate(0), rate(37), rate(-50), rate(-3)],
+            ["1", "1.037", "0.95", "0.997"]
+        );
     }
 
     #[test]

@@ -64,36 +64,62 @@ pub fn watch_end(watch: &Value) -> f64 {
     watch["started_unix_ms"].as_f64().unwrap_or(0.0) + watch["duration_ms"].as_f64().unwrap_or(0.0)
 }
 
-/// vip-watch's two-holder instants.
+/// vip-watch's two-holder samples, one violation per spell: samples of the same kind and
+/// holders no more than [`SPELL_GAP_MS`] apart are one spell (a report of 300 lines for one
+/// 700 ms overlap hides the other violations).
 pub fn two_holders(watch: &Value) -> Vec<Violation> {
     let t0 = watch["started_unix_ms"].as_f64().unwrap_or(0.0);
-    let mut out: Vec<Violation> = watch["violations"]
-        .as_array()
+    // (kind, holders, first, last, samples)
+    let mut spells: Vec<(String, String, f64, f64, usize)> = Vec::new();
+    for v in watch["violations"].as_array().into_iter().flatten() {
+        let kind = v["kind"].as_str().unwrap_or("?").to_string();
+        let holders = v["holders"].to_string();
+        let t = t0 + v["t_ms"].as_f64().unwrap_or(0.0);
+        match spells
+            .iter_mut()
+            .rev()
+            .find(|s| s.0 == kind && s.1 == holders)
+        {
+            Some(s) if t - s.3 <= SPELL_GAP_MS => {
+                s.3 = t;
+                s.4 += 1;
+            }
+            _ => spells.push((kind, holders, t, t, 1)),
+        }
+    }
+    let stored: usize = spells.iter().map(|s| s.4).sum();
+    let mut out: Vec<Violation> = spells
         .into_iter()
-        .flatten()
-        .map(|v| Violation {
+        .map(|(kind, holders, first, last, n)| Violation {
             invariant: "one holder",
-            at_ms: t0 + v["t_ms"].as_f64().unwrap_or(0.0),
-            detail: format!(
-                "{} seen holding the VIP at once ({})",
-                v["holders"],
-                v["kind"].as_str().unwrap_or("?")
-            ),
+            at_ms: first,
+            detail: if n == 1 {
+                format!("{holders} seen holding the VIP at once ({kind})")
+            } else {
+                format!(
+                    "{holders} seen holding the VIP at once ({kind}) for {:.0} ms, {n} samples",
+                    last - first
+                )
+            },
         })
         .collect();
+    out.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     let total = watch["violations_total"].as_u64().unwrap_or(0);
-    if total as usize > out.len() {
+    if total as usize > stored {
         out.push(Violation {
             invariant: "one holder",
             at_ms: 0.0,
             detail: format!(
-                "{} more samples with two holders",
-                total as usize - out.len()
+                "{} more samples with two holders (vip-watch keeps the first {stored})",
+                total as usize - stored
             ),
         });
     }
     out
 }
+
+/// Two-holder samples further apart than this are separate spells.
+pub const SPELL_GAP_MS: f64 = 100.0;
 
 /// The spells without a holder, (from, to) Unix ms, after the first holder appeared.
 pub fn gaps(timeline: &[(f64, Vec<String>)], end_ms: f64) -> Vec<(f64, f64)> {
@@ -338,6 +364,33 @@ mod tests {
         assert_eq!(v[0].at_ms, 1005.0);
         assert!(v[1].detail.contains("2 more"));
         assert_eq!(watch_end(&w), 1050.0);
+    }
+
+    #[test]
+    fn two_holder_samples_close_together_are_one_spell_per_kind() {
+        let s = |t: f64, kind: &str| json!({"t_ms": t, "kind": kind, "holders": ["lb1", "lb2"]});
+        let w = json!({
+            "started_unix_ms": 0.0, "duration_ms": 5000.0,
+            "violations": [s(100.0, "addr"), s(105.0, "arp"), s(150.0, "addr"), s(240.0, "addr"),
+                           s(900.0, "addr")],
+            "violations_total": 5
+        });
+        let v = two_holders(&w);
+        let got: Vec<(f64, &str)> = v.iter().map(|v| (v.at_ms, v.detail.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    100.0,
+                    r#"["lb1","lb2"] seen holding the VIP at once (addr) for 140 ms, 3 samples"#
+                ),
+                (105.0, r#"["lb1","lb2"] seen holding the VIP at once (arp)"#),
+                (
+                    900.0,
+                    r#"["lb1","lb2"] seen holding the VIP at once (addr)"#
+                ),
+            ]
+        );
     }
 
     #[test]

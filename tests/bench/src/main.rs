@@ -123,14 +123,14 @@ enum Cmd {
         #[arg(long)]
         event_ns: i64,
     },
-    /// One quorum-mode kill -9 run from a probe log (probed with --arp); appends one JSON
-    /// line to --results.
+    /// One quorum-mode run (kill -9 of the holder, or a `tandem move`) from a probe log
+    /// (probed with --arp); appends one JSON line to --results.
     QuorumOutage {
         #[arg(long)]
         log: PathBuf,
         #[arg(long)]
         results: PathBuf,
-        /// "lease" or "fence".
+        /// "lease" or "fence" (kill -9), or "move" (`tandem move`; --event-ns is the command).
         #[arg(long)]
         variant: String,
         #[arg(long)]
@@ -380,12 +380,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let f = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.1}"));
             println!(
-                "quorum {variant} run {run} (leader {}, grants {}): kill → {new} ARP {} ms, answer {} ms, advert {} ms; {old} answered ARP {} more{}",
+                "quorum {variant} run {run} (leader {}, grants {}): {} → {new} ARP {} ms, answer {} ms, advert {} ms; client gap {} ms; {old} answered ARP {} more{}",
                 q.leader.as_deref().unwrap_or("?"),
                 q.grants.map_or("?".into(), |g| g.to_string()),
+                if variant == "move" { "move" } else { "kill" },
                 f(q.event_to_arp_ms),
                 f(q.event_to_answer_ms),
                 f(q.event_to_advert_ms),
+                f(q.client_ms),
                 q.old_arp_after,
                 if variant == "fence" {
                     format!(

@@ -1,13 +1,13 @@
 //! The "Quorum mode" section of docs/benchmarks.md: kill -9 of the lease holder (lease only
-//! and with `fence_on_takeover`) and the Raft commit latency of lease renewals with 3 and 5
-//! voters. tandem only: keepalived has no quorum mode, so its cells say "n/a".
+//! and with `fence_on_takeover`), the planned switchover with `tandem move`, and the Raft
+//! commit latency of lease renewals with 3 and 5 voters. tandem only: keepalived has no quorum mode, so its cells say "n/a".
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::record::{QuorumOutage, RenewLatency};
-use crate::report::{f1, metric_line, triple, Goal};
+use crate::report::{f1, metric_line, skew_ms, triple, Goal};
 use crate::stats;
 use crate::svg;
 
@@ -116,6 +116,9 @@ pub fn section(
          Every member runs `tandem-bench respond` like the VRRP nodes.\n",
         elect / 2
     );
+
+    let (moves, outs): (Vec<&QuorumOutage>, Vec<&QuorumOutage>) =
+        outs.iter().partition(|o| o.variant == "move");
 
     // ---- kill -9 ----
     if !outs.is_empty() {
@@ -357,6 +360,49 @@ pub fn section(
         let _ = writeln!(md, "\n![{title}]({})\n", link(name));
     }
 
+    // ---- tandem move ----
+    if !moves.is_empty() {
+        move_section(&moves, &mut md, &mut metrics, &mut goals);
+        let arp = col(&moves, |o| o.event_to_arp_ms);
+        let ans = col(&moves, |o| o.event_to_answer_ms);
+        let gap = col(&moves, |o| o.client_ms);
+        let skew = move_skew_ms();
+        let mut panels = vec![svg::Panel {
+            title: format!("tandem move, lb1 → lb2 ({} runs)", moves.len()),
+            unit: "ms".into(),
+            rows: vec![
+                svg::Row {
+                    label: "move → lb2's ARP".into(),
+                    color: svg::TANDEM,
+                    values: arp,
+                },
+                svg::Row {
+                    label: "move → UDP answer".into(),
+                    color: svg::TANDEM,
+                    values: ans,
+                },
+                svg::Row {
+                    label: "client gap".into(),
+                    color: svg::TANDEM,
+                    values: gap,
+                },
+            ],
+            refs: vec![svg::RefLine {
+                value: skew + SLACK_MS,
+                label: format!("Skew_Time + 10 = {}", f1(skew + SLACK_MS)),
+                dash: "5 3",
+            }],
+            min_xmax: 0.0,
+        }];
+        one_scale(&mut panels);
+        let title = "Quorum mode: planned switchover with tandem move";
+        let name = "quorum-move.svg";
+        let path = plots_dir.join(name);
+        std::fs::write(&path, svg::strip_chart(title, &panels))?;
+        files.push(path);
+        let _ = writeln!(md, "\n![{title}]({})\n", link(name));
+    }
+
     // ---- renewal commit latency ----
     if !lats.is_empty() {
         let _ = writeln!(
@@ -464,4 +510,89 @@ pub fn section(
         goals,
         files,
     })
+}
+
+/// lb2's priority and the instance's advert interval (VRRPv3) in the quorum configs
+/// scripts/bench writes (`bench_quorum_conf`): the planned-move goal is lb2's Skew_Time, as
+/// for a VRRP planned switchover.
+const Q_BACKUP_PRIORITY: u8 = 100;
+const Q_ADVERT_MS: u64 = 100;
+
+fn move_skew_ms() -> f64 {
+    skew_ms(3, Q_ADVERT_MS, Q_BACKUP_PRIORITY)
+}
+
+/// The text, table, metric lines and goal of the `tandem move` runs.
+fn move_section(
+    moves: &[&QuorumOutage],
+    md: &mut String,
+    metrics: &mut Vec<String>,
+    goals: &mut Vec<Goal>,
+) {
+    let skew = move_skew_ms();
+    let _ = writeln!(
+        md,
+        "### Planned switchover: `tandem move`\n\n\
+         The lease-only cluster above, lb1 holding the group. At a random point of the renewal \
+         cycle the script runs `tandem move VI_1 lb2` against the arbiter's control socket \
+         (as an operator would from any member: the request goes to the leader). The leader \
+         commits a `Move`; lb1 removes its VIP and commits `Release`; the leader grants the \
+         group to lb2, which configures the VIP and sends its gratuitous ARP. Two holders at \
+         once are never allowed, so the client sees a gap: **client gap** is lb1's last UDP \
+         answer to lb2's first, at the client, the planned switchover's outage. Beside it, \
+         from the command: lb2's first ARP for the VIP and its first UDP answer. The goal is \
+         the one for a VRRP planned switchover: at most lb2's Skew_Time ((256 − {}) × {} ms / \
+         256 = {} ms) + 10 ms. Restored by `tandem move VI_1 --clear`, after which lb1 \
+         preempts. keepalived has no move command (its planned switchover is the SIGTERM of \
+         section 1).\n",
+        Q_BACKUP_PRIORITY,
+        Q_ADVERT_MS,
+        f1(skew)
+    );
+    let arp = stats::summarize(&col(moves, |o| o.event_to_arp_ms));
+    let ans = stats::summarize(&col(moves, |o| o.event_to_answer_ms));
+    let gap = stats::summarize(&col(moves, |o| o.client_ms));
+    let mut extra = String::new();
+    let missing = moves.iter().filter(|o| o.client_ms.is_none()).count();
+    if missing > 0 {
+        let _ = write!(extra, " ({missing} runs without a switch seen!)");
+    }
+    let both = moves.iter().filter(|o| o.old_answers_after > 0).count();
+    if both > 0 {
+        let _ = write!(extra, " ({both} runs: lb1 answered after lb2!)");
+    }
+    let _ = writeln!(
+        md,
+        "| daemon | runs | move → lb2's first ARP ms | move → its first UDP answer ms | client gap ms | goal ms |\n\
+         |---|---|---|---|---|---|\n\
+         | tandem{extra} | {} | {} | {} | {} | {} |\n\
+         | keepalived | n/a | n/a | n/a | n/a | n/a |\n",
+        moves.len(),
+        triple(arp),
+        triple(ans),
+        triple(gap),
+        f1(skew + SLACK_MS)
+    );
+    metrics.push(metric_line(
+        "quorum.move.client_gap_median_ms",
+        gap.map(|s| s.median),
+        None,
+    ));
+    metrics.push(metric_line(
+        "quorum.move.client_gap_max_ms",
+        gap.map(|s| s.max),
+        None,
+    ));
+    metrics.push(metric_line(
+        "quorum.move.move_to_arp_median_ms",
+        arp.map(|s| s.median),
+        None,
+    ));
+    goals.push(Goal {
+        goal: "planned switchover ≤ Skew_Time + 10 ms".into(),
+        figure: "quorum mode, tandem move: client gap, max".into(),
+        tandem: gap.map_or("–".into(), |s| f1(s.max)),
+        reference: format!("Skew_Time {} + 10 (keepalived: no move)", f1(skew)),
+        met: gap.map(|s| s.max <= skew + SLACK_MS),
+    });
 }

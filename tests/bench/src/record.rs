@@ -82,13 +82,14 @@ pub struct Jitter {
     pub mean_gap_error_ms: f64,
 }
 
-/// Quorum mode: one kill -9 of the lease holder's daemon (lb1 holds, lb2 takes over, an
-/// arbiter votes). Times from the kill are from the script's clock just before the kill
-/// (`date +%s%N`) to a kernel receive timestamp at the client.
+/// Quorum mode: one kill -9 of the lease holder's daemon, or one `tandem move` of its group
+/// (lb1 holds, lb2 takes over, an arbiter votes). Times from the kill (the move command) are
+/// from the script's clock just before it (`date +%s%N`) to a kernel receive timestamp at
+/// the client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuorumOutage {
     /// "lease" (no fencing: the killed node keeps the VIP) or "fence" (`fence_on_takeover`,
-    /// a simulated BMC per node).
+    /// a simulated BMC per node), both kill -9; or "move" (`tandem move`, no fencing).
     pub variant: String,
     pub run: u32,
     /// The holder killed and the node expected to take over.

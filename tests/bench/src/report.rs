@@ -411,9 +411,9 @@ pub fn write(
     }
     let _ = writeln!(
         outage_md,
-        "### Planned switchover: `tandem move`\n\nNot measured: tandem has no `move` \
-         command yet (keepalived has none either). The graceful stop above is the planned \
-         switchover both daemons offer today.\n"
+        "### Planned switchover: `tandem move`\n\n`tandem move` is a quorum-mode command \
+         (section 3 measures it); in plain VRRP mode tandem, like keepalived, has none, and \
+         the graceful stop above is the planned switchover both daemons offer.\n"
     );
 
     // ---- footprint ----
@@ -832,6 +832,8 @@ mod tests {
             quorum_outage("lease", 1, 1300.0),
             quorum_outage("lease", 2, 1000.0),
             quorum_outage("fence", 1, 720.0),
+            quorum_outage("move", 1, 20.0),
+            quorum_outage("move", 2, 30.0),
             Record::RenewLatency(crate::record::RenewLatency {
                 voters: 3,
                 members: vec!["lb1".into(), "lb2".into(), "arb".into()],
@@ -872,15 +874,36 @@ mod tests {
         );
         assert!(md.contains("| both | keepalived | n/a |"), "{md}");
         assert!(md.contains("](b/quorum-kill9.svg)"), "{md}");
+        // The move runs have their own table and goal, not rows of the kill table.
+        assert!(
+            md.contains("### Planned switchover: `tandem move`\n\nThe lease-only"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| tandem | 2 | 25.0 / 30.0 / 30.0 | 26.0 / 31.0 / 31.0 | 2.00 / 2.00 / 2.00 | 70.9 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| planned switchover ≤ Skew_Time + 10 ms | quorum mode, tandem move: client gap, max | 2.00 | Skew_Time 60.9 + 10 (keepalived: no move) | yes |"),
+            "{md}"
+        );
+        assert!(!md.contains("| move |"), "{md}");
         for m in [
             "quorum.kill9.lease.kill_to_arp_median_ms tandem=1150.000 keepalived=n/a ratio=n/a",
             "quorum.kill9.lease.kill_to_arp_max_ms tandem=1300.000 keepalived=n/a ratio=n/a",
             "quorum.kill9.fence.attempt_to_verified_median_ms tandem=180.000 keepalived=n/a ratio=n/a",
             "quorum.renew.voters3.p99_ms tandem=4.000 keepalived=n/a ratio=n/a",
+            "quorum.move.client_gap_max_ms tandem=2.000 keepalived=n/a ratio=n/a",
         ] {
             assert!(out.metrics.iter().any(|l| l == m), "{m} not in {:?}", out.metrics);
         }
-        for f in ["quorum-kill9.svg", "quorum-renew-latency.svg"] {
+        for f in [
+            "quorum-kill9.svg",
+            "quorum-move.svg",
+            "quorum-renew-latency.svg",
+        ] {
             let svg = std::fs::read_to_string(dir.join("b").join(f)).unwrap();
             assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         }

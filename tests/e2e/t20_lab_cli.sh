@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/lab, the operator's partition lab, driven end to end as an operator (and the nemesis
-# soak) drives it. Its own lab names (t20<pid>, t2f<pid>) and state under a temp directory;
-# the EXIT trap always runs `down`. Does not use lab_init.
+# soak) drives it. Its own lab names (t20<pid>, t2f<pid>, t2p<pid>, t2s<pid>) and state under a
+# temp directory; the EXIT trap always runs `down`. Does not use lab_init.
 #   1. usage errors exit 2 before anything is built; a missing lab is a failure (exit 1)
 #   2. quorum lab (lb1, lb2, arbiter): `status --json` has the contract's keys, lb1 holds
 #   3. isolate lb1 -> lb2 holds and lb1 does not; heal -> lb1 takes it back
@@ -12,6 +12,13 @@
 #   8. a vrrp pair with --fence: BMCs powered, bmc fail shows as a fault
 #   9. clock lb1 0.5: the daemon's own clock runs at half speed, through restarts; clock 1
 #  (and in the quorum lab: a rate beyond lease_margin / lease is warned about)
+#  10. config NODE prints the generated config with placeholders; up --config with a config
+#      tandem check refuses fails (exit 1, tandem's FILE:line:col) and builds nothing
+#  11. quorum lab with --fence pdu and lb2 on its own config (priority 120): lb2's daemon runs
+#      with it; fencedev / bmc fail and ok; isolate lb1 -> the leader switches lb1's outlet
+#      off (not running, not powered, verified in arb's fence history); restart lb1 -> back
+#  12. quorum lab with --fence switch: isolate lb1 -> its port down (powered, running, no
+#      holder behind the port, "switch port lb1 down" in the faults); restart lb1 -> port up
 set -euo pipefail
 # (Outputs are read whole before grep: `cmd | grep -q` under pipefail fails at random when
 # grep exits early and cmd dies of SIGPIPE.)
@@ -24,6 +31,8 @@ tmp=$(mktemp -d /tmp/tandem-t20.XXXXXX)
 export TANDEM_LAB_DIR=$tmp/labs
 name=t20$(($$ % 100000))
 name2=t2f$(($$ % 100000))
+name3=t2p$(($$ % 100000))
+name4=t2s$(($$ % 100000))
 current=$name
 
 lab() { "$root/scripts/lab" --name "$current" "$@"; }
@@ -41,7 +50,7 @@ fail() {
 }
 cleanup() {
     local rc=$? n
-    for n in "$name" "$name2"; do
+    for n in "$name" "$name2" "$name3" "$name4"; do
         "$root/scripts/lab" --name "$n" down >/dev/null 2>&1 || echo "cleanup: down $n failed" >&2
     done
     rm -rf "$tmp"
@@ -183,5 +192,79 @@ echo "x1: in_state_ms grew by $d over 2 s"
 ((d > 1600 && d < 2400)) || fail "on true time lb1's clock advanced $d ms in 2 s"
 lab down
 [ "$(leftover_ns "$name2")" = 0 ] || fail "namespaces tl$name2-* left after down"
+
+step "config NODE: the generated config with placeholders; a config tandem check refuses stops up"
+current=$name3
+popts=(--mode quorum --arbiter --fence pdu)
+lab config lb2 "${popts[@]}" >"$tmp/lb2.toml" || fail "config lb2 failed"
+grep -qx 'state_dir = "@STATE@/lb2.state"' "$tmp/lb2.toml" || fail "config lb2 has no @STATE@ placeholder: $(cat "$tmp/lb2.toml")"
+grep -qx 'driver = "pdu-snmp"' "$tmp/lb2.toml" || fail "config lb2 --fence pdu has no pdu-snmp device"
+grep -qx 'priority = 150' "$tmp/lb2.toml" || fail "config lb2 does not have lb2's priority"
+[ "$(rc_of lab config lb9 "${popts[@]}")" = 2 ] || fail "config of a host that is no member was not a usage error"
+[ "$(rc_of lab up --fence=bogus)" = 2 ] || fail "--fence=bogus was not a usage error"
+sed 's/^advert_int = .*/advert_intervall = "100ms"/' "$tmp/lb2.toml" >"$tmp/bad.toml"
+line=$(grep -n '^advert_intervall' "$tmp/bad.toml" | cut -d: -f1)
+[ "$(rc_of lab up "${popts[@]}" --config "lb2=$tmp/bad.toml")" = 1 ] || fail "up with a broken config did not exit 1"
+grep -q "^$tmp/bad.toml:$line:1: unknown key \"advert_intervall\"" "$tmp/err" ||
+    fail "up does not show tandem check's message about $tmp/bad.toml:$line: $(cat "$tmp/err")"
+[ "$(leftover_ns "$name3")" = 0 ] || fail "a refused config left namespaces"
+[ ! -e "$TANDEM_LAB_DIR/$name3" ] || fail "a refused config left the state directory"
+
+step "a quorum lab fenced through a PDU, lb2 on its own config (priority 120)"
+sed 's/^priority = 150$/priority = 120/' "$tmp/lb2.toml" >"$tmp/lb2-own.toml"
+lab up "${popts[@]}" --config "lb2=$tmp/lb2-own.toml" || fail "up --fence pdu --config failed"
+lab status --json >"$tmp/status.json"
+jq -e '.holders == ["lb1"] and all(.nodes[]; .running and .powered) and .faults == []' "$tmp/status.json" >/dev/null ||
+    fail "the PDU lab's status is wrong: $(cat "$tmp/status.json")"
+[ "$(lab tandem lb2 status --json | jq '.instances[0].configured_priority')" = 120 ] ||
+    fail "lb2 does not run with its own config (priority 120): $(lab tandem lb2 status --json | jq -c '.instances[0]')"
+grep -q "own configs: lb2" <<<"$(lab status)" || fail "status does not say lb2 runs its own config"
+lab tandem arb fence check >"$tmp/out" 2>&1 || fail "fence check from arb failed: $(cat "$tmp/out")"
+grep -Eq '^lb1-outlet +pdu-snmp +192\.0\.2\.30:161 outlet 1 +on$' "$tmp/out" || fail "fence check does not show lb1's outlet on: $(cat "$tmp/out")"
+lab fencedev lb2 fail
+[ "$(js .faults)" = '["pdu fail"]' ] || fail "status does not show the failing PDU: $(js .faults)"
+lab bmc lb2 ok
+[ "$(js .faults)" = '[]' ] || fail "bmc lb2 ok (the alias) did not clear the PDU's fault: $(js .faults)"
+
+step "isolate lb1 -> fenced through its PDU outlet; restart lb1 brings it back"
+node_is() { [ "$(js ".nodes[] | select(.name == \"$1\") | [.running, .powered]")" = "$2" ]; }
+lab isolate lb1
+wait_for "lb1 powered off through its outlet" 20 node_is lb1 '[false,false]' || fail "lb1 was not fenced through the PDU"
+wait_for "lb2 alone holds the VIP" 10 holders_are lb2 || fail "lb2 did not take the VIP from the fenced lb1"
+grep -q "OFF (outlet 1)" <<<"$(lab status)" || fail "status does not show lb1's outlet off"
+lab tandem arb fence history --json >"$tmp/history.json"
+jq -e 'any(.[]; .node == "lb1" and .action == "off" and .stage == "result" and .ok)' "$tmp/history.json" >/dev/null ||
+    fail "arb's fence history has no verified fence of lb1: $(lab tandem arb fence history)"
+lab tandem arb fence history
+lab heal
+lab restart lb1 | tee "$tmp/out"
+grep -q "powered on through outlet 1 of the PDU" "$tmp/out" || fail "restart did not say it powered lb1 on: $(cat "$tmp/out")"
+node_is lb1 '[true,true]' || fail "lb1 is not running and powered after restart"
+wait_for "lb1 holds the VIP again" 15 holders_are lb1 || fail "lb1 did not take the VIP back after its restart"
+lab down
+
+step "a quorum lab fenced through a switch: isolate lb1 -> its port down, restart lb1 -> up"
+current=$name4
+lab up --mode quorum --arbiter --fence switch || fail "up --fence switch failed"
+lab isolate lb1
+faults_have() { jq -e --arg f "$1" 'index($f) != null' <<<"$(js .faults)" >/dev/null; }
+wait_for "lb1's switch port down" 20 faults_have "switch port lb1 down" || fail "lb1 was not fenced through the switch"
+grep -q 'state DOWN' <<<"$(lab exec lb1 ip -o link show eth0)" || fail "lb1's eth0 is not down behind its fenced port"
+node_is lb1 '[true,true]' || fail "a node fenced through the switch should run and be powered: $(js .nodes)"
+wait_for "lb2 alone holds the VIP" 10 holders_are lb2 || fail "lb2 does not hold the VIP alone (lb1 fenced): $(holders)"
+grep -q "port 1 DOWN" <<<"$(lab status)" || fail "status does not show lb1's port down"
+lab tandem arb fence history --json >"$tmp/history.json"
+jq -e 'any(.[]; .node == "lb1" and .action == "off" and .stage == "result" and .ok)' "$tmp/history.json" >/dev/null ||
+    fail "arb's fence history has no verified fence of lb1: $(lab tandem arb fence history)"
+lab heal
+lab restart lb1 | tee "$tmp/out"
+grep -q "switched port 1 of the switch up" "$tmp/out" || fail "restart did not say it switched lb1's port up: $(cat "$tmp/out")"
+[ "$(js .faults)" = '[]' ] || fail "faults left after restart: $(js .faults)"
+grep -q 'state UP' <<<"$(lab exec lb1 ip -o link show eth0)" || fail "lb1's eth0 is not up after restart"
+wait_for "lb1 holds the VIP again" 15 holders_are lb1 || fail "lb1 did not take the VIP back after its restart"
+lab down
+for n in "$name3" "$name4"; do
+    [ "$(leftover_ns "$n")" = 0 ] || fail "namespaces tl$n-* left after down"
+done
 pgrep -f "$TANDEM_LAB_DIR" >/dev/null && fail "processes of the lab are left: $(pgrep -af "$TANDEM_LAB_DIR")"
 echo "PASS"

@@ -18,6 +18,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use nix::sys::time::TimeSpec;
@@ -71,21 +72,33 @@ impl Deadline {
         Ok(())
     }
 
-    /// Wait until the armed deadline has passed.
-    pub async fn fired(&mut self) -> io::Result<()> {
+    /// Ready once the armed deadline has passed. Polled straight on the descriptor's
+    /// readiness (no per-wait future, no waiter list): the event loop polls it on every
+    /// wake-up.
+    pub fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            let mut guard = self.fd.readable().await?;
+            let mut guard = match self.fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
             match guard.try_io(|fd| fd.get_ref().0.wait().map_err(io::Error::from)) {
                 Ok(r) => {
                     // One read consumes every expiration: say so now rather than learn it
                     // from an EAGAIN (and an extra epoll round) on the next wait.
                     guard.clear_ready();
                     self.armed = None;
-                    return r;
+                    return Poll::Ready(r);
                 }
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    /// Wait until the armed deadline has passed.
+    #[cfg(test)]
+    pub async fn fired(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_fired(cx)).await
     }
 }
 

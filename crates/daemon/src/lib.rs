@@ -12,6 +12,7 @@ pub mod control;
 mod deadline;
 mod events;
 pub mod fencing;
+mod gate;
 mod membership;
 mod notify;
 mod pair_fence;

@@ -8,10 +8,11 @@
 //!   NA follows at once, which is the order the cores emit their actions in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -25,13 +26,14 @@ use tandem_quorum::net::MembershipChange;
 use tandem_quorum::node::Op;
 use tandem_quorum::{FenceOutcome, FenceRecord, FenceStage, Leases, QuorumHandle};
 use tandem_vrrp::{Action, Auth, Instance, InstanceConfig, State, Version};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::{self, Pending, Request, Response};
 use crate::deadline::Deadline;
 use crate::events::EventLog;
 use crate::fencing;
+use crate::gate::{Changes, Gate};
 use crate::membership::{self, Peers};
 use crate::notify::Notifier;
 use crate::pair_fence::PairFence;
@@ -124,25 +126,64 @@ pub struct RunOptions {
 /// every VIP is removed; on a fatal error the VIPs are removed too before the error returns.
 pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
-    let nl = Netlink::new().context("opening netlink")?;
-    let mut links = LinkMonitor::new().context("subscribing to link events")?;
-    // Heartbeats first, so peers are known before any instance can take over.
-    let mut hb = membership::start(&config)?;
-    let mut d = Daemon::build(&config, &nl).await?;
-    // Quorum instances start lease-gated (Backup): nothing is held before Raft says so.
-    if let Some(h) = quorum::start(&config, opts.join)? {
-        d.leases = Some(h.leases());
-        d.quorum = Some(h);
-    }
-    let (health, mut health_rx) = HealthRunner::spawn(health_specs(&config))
-        .map_err(|e| anyhow::anyhow!("health checks: {e}"))?;
-    d.health = Some(health);
+    // Start-up and shut-down are boxed futures of their own: this future is polled on every
+    // wake-up of the event loop, and their code inlined here would enlarge its stack frame.
+    let Started {
+        mut d,
+        nl,
+        mut links,
+        mut health_rx,
+        mut hb,
+    } = once(start(&config, opts)).await?;
     let result = d
         .main_loop(&config, &nl, started, &mut links, &mut health_rx, &mut hb)
         .await;
+    once(stop(d, &config, &nl, hb)).await;
+    result
+}
+
+/// What the event loop runs with, set up before it.
+struct Started {
+    d: Daemon,
+    nl: Netlink,
+    links: LinkMonitor,
+    health_rx: mpsc::Receiver<HealthEvent>,
+    hb: Option<tandem_heartbeat::Heartbeat>,
+}
+
+async fn start(config: &Config, opts: RunOptions) -> anyhow::Result<Started> {
+    let nl = Netlink::new().context("opening netlink")?;
+    let links = LinkMonitor::new().context("subscribing to link events")?;
+    // Heartbeats first, so peers are known before any instance can take over.
+    let hb = membership::start(config)?;
+    let mut d = Daemon::build(config, &nl).await?;
+    // Quorum instances start lease-gated (Backup): nothing is held before Raft says so.
+    if let Some(h) = quorum::start(config, opts.join)? {
+        d.leases = Some(h.leases());
+        d.quorum = Some(h);
+    }
+    let (health, health_rx) = HealthRunner::spawn(health_specs(config))
+        .map_err(|e| anyhow::anyhow!("health checks: {e}"))?;
+    d.health = Some(health);
+    Ok(Started {
+        d,
+        nl,
+        links,
+        health_rx,
+        hb,
+    })
+}
+
+/// After the event loop, whatever ended it.
+async fn stop(
+    mut d: Daemon,
+    config: &Config,
+    nl: &Netlink,
+    hb: Option<tandem_heartbeat::Heartbeat>,
+) {
     // Whatever happened, the VIPs must not stay behind: a node that is not running VRRP must
     // not answer for the virtual addresses.
-    d.release_all(&nl).await;
+    d.release_all(nl).await;
     let _ = std::fs::remove_file(&config.node.control_socket);
     if let Some(h) = d.health.take() {
         h.shutdown().await;
@@ -153,7 +194,6 @@ pub async fn run(config: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
     let notifier = std::mem::replace(&mut d.notifier, Notifier::spawn());
     notifier.finish(Duration::from_secs(30)).await;
-    result
 }
 
 struct Daemon {
@@ -187,6 +227,8 @@ struct Daemon {
     unfence_auto: bool,
     /// Fences this node ran outside the Raft log (vrrp mode), newest last, bounded.
     fence_history: std::collections::VecDeque<FenceRecord>,
+    /// Where adverts are encoded: allocated once, not zeroed on every wake-up.
+    sbuf: Vec<u8>,
 }
 
 /// The pair fencing policy when an instance has `fence_on_takeover` in vrrp mode (validation
@@ -374,6 +416,7 @@ impl Daemon {
                 .as_ref()
                 .is_some_and(|c| c.unfence == tandem_config::Unfence::Auto),
             fence_history: std::collections::VecDeque::new(),
+            sbuf: vec![0u8; SEND_BUF],
         };
         let mut ifaces: BTreeMap<String, InterfaceInfo> = BTreeMap::new();
         let now = Instant::now();
@@ -584,6 +627,7 @@ impl Daemon {
 
     /// Recompute every instance's effective priority and fault state and hand changes to
     /// the cores.
+    #[inline(never)]
     fn retrack(&mut self, now: Instant) {
         for ii in 0..self.insts.len() {
             let states: Vec<(Item, ItemState)> = self.insts[ii]
@@ -644,6 +688,7 @@ impl Daemon {
 
     /// Hand the quorum layer's view to the lease-gated instances: each may be Master only
     /// while our lease is valid by our own clock.
+    #[inline(never)]
     fn apply_quorum(&mut self, now: Instant) {
         let Some(rx) = self.leases.as_mut() else {
             return;
@@ -672,10 +717,12 @@ impl Daemon {
 
     /// vrrp mode with `fence_on_takeover`: start a fence when the policy says so, and tell
     /// the gated instances whether they may take over.
-    fn pair_step(&mut self, config: &Config, now: Instant) {
+    #[inline(never)]
+    fn pair_step(&mut self, config: &Config) {
         if self.pair.is_none() {
             return;
         }
+        let now = Instant::now();
         // Fence only when VRRP agrees that the Master is gone (a blocked Master_Down
         // expiry): with the heartbeats cut but adverts still arriving, the Master is alive.
         let wants = self.insts.iter().any(|i| i.core.takeover_pending());
@@ -726,6 +773,7 @@ impl Daemon {
         });
     }
 
+    #[inline(never)]
     fn pair_fenced(&mut self, (action, outcome): (FenceAction, FenceOutcome), now: Instant) {
         let Some(pf) = self.pair.as_mut() else {
             return;
@@ -797,6 +845,7 @@ impl Daemon {
 
     /// After a planned move asked us to let go: once the VIPs are gone, give the lease back
     /// so the new holder does not have to wait for it to run out.
+    #[inline(never)]
     fn send_releases(&mut self) {
         let (Some(h), Some(rx)) = (&self.quorum, &self.leases) else {
             return;
@@ -831,6 +880,11 @@ impl Daemon {
         }
     }
 
+    /// The event loop. On an idle node it runs once per advert sent or received, so its own
+    /// poll (and every function it calls on that path) keeps a small stack frame: start-up,
+    /// shut-down and every rare event are handled in functions of their own, kept out of
+    /// line, rather than inlined here where their locals would make each wake-up probe and
+    /// touch several pages of stack.
     async fn main_loop(
         &mut self,
         config: &Config,
@@ -840,36 +894,13 @@ impl Daemon {
         health_rx: &mut mpsc::Receiver<HealthEvent>,
         hb: &mut Option<tandem_heartbeat::Heartbeat>,
     ) -> anyhow::Result<()> {
-        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-        let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-        let listener = control::bind(&config.node.control_socket).with_context(|| {
-            format!(
-                "binding the control socket {}",
-                config.node.control_socket.display()
-            )
-        })?;
-        let (ctl_tx, mut ctl_rx) = mpsc::channel::<Pending>(16);
-        let server = tokio::spawn(control::serve(listener, ctl_tx, self.events.clone()));
-
+        let mut rare = once(self.loop_start(config, nl)).await?;
         let watchdog = watchdog_interval();
         let mut next_watchdog = watchdog.map(|w| Instant::now() + w);
 
-        let now = Instant::now();
-        for inst in &mut self.insts {
-            inst.core.startup(now);
-        }
-        self.retrack(now);
-        self.run_actions(nl).await;
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        tracing::info!(
-            node = %config.node.name,
-            instances = self.insts.len(),
-            "tandem running"
-        );
-
         let mut rbuf = vec![0u8; RECV_BUF];
         let mut timer = Deadline::new().context("creating the event loop's timerfd")?;
+        let mut gate = Gate::new();
         loop {
             let mut deadline = self
                 .insts
@@ -890,159 +921,49 @@ impl Daemon {
                 .context("arming the event loop's timerfd")?;
             let wake = {
                 let sockets = &self.sockets;
-                let leases = &mut self.leases;
                 let fence_rx = &mut self.fence_rx;
                 let rbuf = &mut rbuf;
-                tokio::select! {
-                    biased;
-                    _ = sigterm.recv() => Wake::Stop("SIGTERM"),
-                    _ = sigint.recv() => Wake::Stop("SIGINT"),
-                    _ = sighup.recv() => Wake::Hup,
-                    Some(p) = ctl_rx.recv() => Wake::Control(p),
-                    ev = links.next() => Wake::Link(ev),
-                    Some(ev) = health_rx.recv() => Wake::Health(ev),
-                    ev = async {
-                        match hb.as_mut() {
-                            Some(h) => h.next_event().await,
-                            None => std::future::pending().await,
+                let (gate, timer, rare) = (&mut gate, &mut timer, &mut rare);
+                poll_fn(|cx| {
+                    // The rare sources first, in this order, but only when one of them woke
+                    // the loop (see `gate`): an idle node's wake-ups are all packets and timers.
+                    if gate.open(cx.waker()) {
+                        let mut gcx = Context::from_waker(gate.waker());
+                        let ready = rare.poll(&mut gcx, links, health_rx, hb, fence_rx);
+                        if ready.is_ready() {
+                            gate.again();
+                            return ready;
                         }
-                    } => Wake::Membership(ev),
-                    r = async {
-                        match leases.as_mut() {
-                            Some(rx) => rx.changed().await,
-                            None => std::future::pending().await,
+                    }
+                    for (i, s) in sockets.iter().enumerate() {
+                        if let Poll::Ready(r) = s.sock.poll_recv(cx, rbuf) {
+                            return Poll::Ready(Wake::Packet(i, r));
                         }
-                    } => Wake::Quorum(r.is_ok()),
-                    Some(outcome) = fence_rx.recv() => Wake::Fenced(outcome),
-                    (i, r) = poll_fn(|cx| {
-                        for (i, s) in sockets.iter().enumerate() {
-                            if let Poll::Ready(r) = s.sock.poll_recv(cx, rbuf) {
-                                return Poll::Ready((i, r));
-                            }
-                        }
-                        Poll::Pending
-                    }) => Wake::Packet(i, r),
-                    _ = timer.fired() => Wake::Timer,
-                }
+                    }
+                    match timer.poll_fired(cx) {
+                        Poll::Ready(_) => Poll::Ready(Wake::Timer),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await
             };
             match wake {
                 Wake::Stop(why) => {
-                    tracing::info!("{why}: giving up mastership and leaving");
+                    log_stop(why);
                     break;
                 }
-                Wake::Hup => {
-                    tracing::warn!(
-                        "SIGHUP: live reload is not supported yet; the running config stays, \
-                         restart to apply changes"
-                    );
-                }
-                Wake::Control(p) => {
-                    let resp = match p.request {
-                        Request::Status => {
-                            let mut st = self.status(config, started);
-                            if let Some(h) = hb.as_ref() {
-                                st.membership = h
-                                    .snapshot()
-                                    .await
-                                    .and_then(|s| serde_json::to_value(s).ok());
-                            }
-                            Response {
-                                ok: true,
-                                error: None,
-                                status: Some(st),
-                                committed: None,
-                            }
-                        }
-                        // Served by the control task straight from the event log.
-                        Request::Events { .. } => {
-                            Response::error("events are streamed by the control task")
-                        }
-                        Request::Standby { node, standby } => {
-                            match self.quorum_op(config, Op::Standby { node, standby }) {
-                                Ok(op) => {
-                                    self.spawn_op(op, p.reply);
-                                    continue;
-                                }
-                                Err(e) => Response::error(e),
-                            }
-                        }
-                        Request::Move { group, node } => {
-                            match self.quorum_op(config, Op::Prefer { group, node }) {
-                                Ok(op) => {
-                                    self.spawn_op(op, p.reply);
-                                    continue;
-                                }
-                                Err(e) => Response::error(e),
-                            }
-                        }
-                        Request::NodeAdd {
-                            name,
-                            address,
-                            role,
-                        } => match quorum::node_add(config, name, &address, role)
-                            .and_then(|op| self.quorum_op(config, op))
-                        {
-                            Ok(op) => {
-                                self.spawn_op(op, p.reply);
-                                continue;
-                            }
-                            Err(e) => Response::error(e),
-                        },
-                        Request::RecordFence { record } => match self.quorum.clone() {
-                            Some(_) => {
-                                self.spawn_op(Op::RecordFence(record), p.reply);
-                                continue;
-                            }
-                            None => {
-                                self.keep_fence(record);
-                                Response {
-                                    ok: true,
-                                    error: None,
-                                    status: None,
-                                    committed: None,
-                                }
-                            }
-                        },
-                        Request::NodeRemove { name } => {
-                            let op = Op::Membership(MembershipChange::Remove { name });
-                            match self.quorum_op(config, op) {
-                                Ok(op) => {
-                                    self.spawn_op(op, p.reply);
-                                    continue;
-                                }
-                                Err(e) => Response::error(e),
-                            }
-                        }
-                    };
-                    let _ = p.reply.send(resp);
-                }
-                Wake::Link(Some(ev)) => {
-                    if let Some(old) = self.links.get(&ev.name).copied() {
-                        if old != ev.up {
-                            tracing::info!(interface = %ev.name, up = ev.up, "link");
-                            self.events.emit(serde_json::json!({
-                                "type": "link", "interface": ev.name, "up": ev.up,
-                            }));
-                            self.links.insert(ev.name, ev.up);
-                            self.retrack(Instant::now());
-                        }
-                    }
-                }
+                Wake::Hup => log_hup(),
+                Wake::Control(p) => match self.control(config, started, p) {
+                    Control::Done => {}
+                    // Runs through the log; the reply goes out when it is committed.
+                    Control::Spawned => continue,
+                    Control::Status(st, reply) => once(send_status(st, hb.as_ref(), reply)).await,
+                },
+                Wake::Link(Some(ev)) => self.link_changed(ev),
                 Wake::Link(None) => {
                     bail!("the netlink link-event subscription ended; interface tracking would go blind");
                 }
-                Wake::Membership(Some(ev)) => {
-                    let json = self.peers.apply(&ev.kind);
-                    tracing::info!(event = %json, "membership");
-                    self.events.emit(json);
-                    let came_back = self
-                        .pair
-                        .as_mut()
-                        .is_some_and(|pf| pair_peer_event(pf, &ev));
-                    if came_back {
-                        self.pair_unfence(config);
-                    }
-                }
+                Wake::Membership(Some(ev)) => self.membership_event(config, ev),
                 Wake::Fenced(outcome) => self.pair_fenced(outcome, Instant::now()),
                 Wake::Membership(None) => {
                     bail!("the heartbeat driver stopped");
@@ -1051,38 +972,20 @@ impl Daemon {
                 Wake::Quorum(false) => {
                     bail!("the Raft member stopped; no lease can be renewed");
                 }
-                Wake::Health(ev) => {
-                    tracing::info!(
-                        check = %ev.check,
-                        from = ?ev.transition.from,
-                        to = ?ev.transition.to,
-                        message = %ev.outcome.message,
-                        "check"
-                    );
-                    self.events.emit(serde_json::json!({
-                        "type": "check",
-                        "check": ev.check,
-                        "from": ev.transition.from,
-                        "to": ev.transition.to,
-                        "message": ev.outcome.message,
-                    }));
-                    self.checks.insert(ev.check, ev.transition.to);
-                    self.retrack(Instant::now());
-                }
+                Wake::Health(ev) => self.check_changed(ev),
                 Wake::Packet(i, Ok(meta)) => self.dispatch(i, meta, &rbuf, Instant::now()),
-                Wake::Packet(i, Err(e)) => {
-                    tracing::warn!(interface = %self.sockets[i].ifname, error = %e, "VRRP receive failed");
-                }
+                Wake::Packet(i, Err(e)) => self.receive_failed(i, e),
                 Wake::Timer => {
                     // Adverts that arrived while we were not scheduled are older than the
                     // timers that now look expired: give them to the cores first. On time,
-                    // the biased select above has already taken every readable socket; late
-                    // by a stall, readiness may not have been seen yet, so read the sockets.
-                    let now = Instant::now();
+                    // the wait above, which polls the sockets before the timer, has already
+                    // taken every readable socket; late by a stall, readiness may not have
+                    // been seen yet, so read the sockets.
+                    let mut now = Instant::now();
                     if armed_for.is_some_and(|d| now.saturating_duration_since(d) > STALL) {
                         self.drain_queued(&mut rbuf);
+                        now = Instant::now();
                     }
-                    let now = Instant::now();
                     for inst in &mut self.insts {
                         if inst.core.poll_timeout().is_some_and(|t| t <= now) {
                             inst.core.handle_timeout(now);
@@ -1096,24 +999,70 @@ impl Daemon {
                         self.apply_quorum(now);
                     }
                     if self.next_file_poll.is_some_and(|t| t <= now) {
-                        self.next_file_poll = Some(now + FILE_POLL);
-                        if self.poll_files() {
-                            self.retrack(now);
-                        }
+                        self.file_poll(now);
                     }
                     if let (Some(w), Some(at)) = (watchdog, next_watchdog) {
                         if at <= now {
-                            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                            watchdog_ping();
                             next_watchdog = Some(now + w);
                         }
                     }
                 }
             }
-            self.pair_step(config, Instant::now());
-            self.run_actions(nl).await;
-            self.send_releases();
+            if self.pair.is_some() {
+                self.pair_step(config);
+            }
+            if self.insts.iter().any(|i| i.core.has_actions()) {
+                self.run_actions(nl).await;
+            }
+            if self.quorum.is_some() {
+                self.send_releases();
+            }
         }
 
+        once(self.loop_end(nl, rare.server)).await;
+        Ok(())
+    }
+
+    /// Before the loop: signal handlers, the control socket, the cores' start-up.
+    async fn loop_start(&mut self, config: &Config, nl: &Netlink) -> anyhow::Result<Rare> {
+        let sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+        let listener = control::bind(&config.node.control_socket).with_context(|| {
+            format!(
+                "binding the control socket {}",
+                config.node.control_socket.display()
+            )
+        })?;
+        let (ctl_tx, ctl_rx) = mpsc::channel::<Pending>(16);
+        let server = tokio::spawn(control::serve(listener, ctl_tx, self.events.clone()));
+
+        let now = Instant::now();
+        for inst in &mut self.insts {
+            inst.core.startup(now);
+        }
+        self.retrack(now);
+        self.run_actions(nl).await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        tracing::info!(
+            node = %config.node.name,
+            instances = self.insts.len(),
+            "tandem running"
+        );
+        Ok(Rare {
+            sigterm,
+            sigint,
+            sighup,
+            ctl_rx,
+            lease_changes: self.leases.clone().map(Changes::new),
+            server,
+        })
+    }
+
+    /// After the loop on a clean stop: priority 0 from every master, VIPs and leases given
+    /// back.
+    async fn loop_end(&mut self, nl: &Netlink, server: tokio::task::JoinHandle<()>) {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         server.abort();
         let now = Instant::now();
@@ -1122,7 +1071,120 @@ impl Daemon {
         }
         self.run_actions(nl).await;
         self.release_leases().await;
-        Ok(())
+    }
+
+    /// A control request: answered here, spawned through the Raft log, or (status) handed
+    /// back for the heartbeat snapshot the loop awaits.
+    #[inline(never)]
+    fn control(&mut self, config: &Config, started: Instant, p: Pending) -> Control {
+        let op = match p.request {
+            Request::Status => {
+                return Control::Status(Box::new(self.status(config, started)), p.reply);
+            }
+            // Served by the control task straight from the event log.
+            Request::Events { .. } => Err("events are streamed by the control task".to_string()),
+            Request::Standby { node, standby } => {
+                self.quorum_op(config, Op::Standby { node, standby })
+            }
+            Request::Move { group, node } => self.quorum_op(config, Op::Prefer { group, node }),
+            Request::NodeAdd {
+                name,
+                address,
+                role,
+            } => quorum::node_add(config, name, &address, role)
+                .and_then(|op| self.quorum_op(config, op)),
+            Request::RecordFence { record } => {
+                if self.quorum.is_some() {
+                    Ok(Op::RecordFence(record))
+                } else {
+                    self.keep_fence(record);
+                    let _ = p.reply.send(Response {
+                        ok: true,
+                        error: None,
+                        status: None,
+                        committed: None,
+                    });
+                    return Control::Done;
+                }
+            }
+            Request::NodeRemove { name } => {
+                let op = Op::Membership(MembershipChange::Remove { name });
+                self.quorum_op(config, op)
+            }
+        };
+        match op {
+            Ok(op) => {
+                self.spawn_op(op, p.reply);
+                Control::Spawned
+            }
+            Err(e) => {
+                let _ = p.reply.send(Response::error(e));
+                Control::Done
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn link_changed(&mut self, ev: LinkEvent) {
+        if let Some(old) = self.links.get(&ev.name).copied() {
+            if old != ev.up {
+                tracing::info!(interface = %ev.name, up = ev.up, "link");
+                self.events.emit(serde_json::json!({
+                    "type": "link", "interface": ev.name, "up": ev.up,
+                }));
+                self.links.insert(ev.name, ev.up);
+                self.retrack(Instant::now());
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn membership_event(&mut self, config: &Config, ev: tandem_heartbeat::Event) {
+        let json = self.peers.apply(&ev.kind);
+        tracing::info!(event = %json, "membership");
+        self.events.emit(json);
+        let came_back = self
+            .pair
+            .as_mut()
+            .is_some_and(|pf| pair_peer_event(pf, &ev));
+        if came_back {
+            self.pair_unfence(config);
+        }
+    }
+
+    #[inline(never)]
+    fn check_changed(&mut self, ev: HealthEvent) {
+        tracing::info!(
+            check = %ev.check,
+            from = ?ev.transition.from,
+            to = ?ev.transition.to,
+            message = %ev.outcome.message,
+            "check"
+        );
+        self.events.emit(serde_json::json!({
+            "type": "check",
+            "check": ev.check,
+            "from": ev.transition.from,
+            "to": ev.transition.to,
+            "message": ev.outcome.message,
+        }));
+        self.checks.insert(ev.check, ev.transition.to);
+        self.retrack(Instant::now());
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn receive_failed(&self, i: usize, e: std::io::Error) {
+        tracing::warn!(interface = %self.sockets[i].ifname, error = %e, "VRRP receive failed");
+    }
+
+    /// track_file: time to read the files again.
+    #[inline(never)]
+    fn file_poll(&mut self, now: Instant) {
+        self.next_file_poll = Some(now + FILE_POLL);
+        if self.poll_files() {
+            self.retrack(now);
+        }
     }
 
     /// Read every packet already queued, without waiting.
@@ -1186,15 +1248,15 @@ impl Daemon {
 
     /// Execute every action the cores have queued, in order.
     async fn run_actions(&mut self, nl: &Netlink) {
-        let mut sbuf = [0u8; SEND_BUF];
         for ii in 0..self.insts.len() {
             while let Some(action) = self.insts[ii].core.poll_action() {
                 let inst = &mut self.insts[ii];
                 match action {
                     Action::SendAdvert { priority } => {
                         let sock = &mut self.sockets[inst.socket];
+                        let sbuf = &mut self.sbuf[..];
                         for dst in &inst.dsts {
-                            let n = inst.core.encode_advert(priority, inst.src, *dst, &mut sbuf);
+                            let n = inst.core.encode_advert(priority, inst.src, *dst, sbuf);
                             if n == 0 {
                                 // Only a config the validator should have refused gets here.
                                 sock.send_errors += 1;
@@ -1205,7 +1267,7 @@ impl Daemon {
                             // through the reactor for a write that never blocks in practice.
                             let sent = match sock.sock.try_send_to(&sbuf[..n], *dst) {
                                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    sock.sock.send_to(&sbuf[..n], *dst).await
+                                    once(sock.sock.send_to(&sbuf[..n], *dst)).await
                                 }
                                 other => other,
                             };
@@ -1215,99 +1277,78 @@ impl Daemon {
                             }
                         }
                     }
-                    Action::AddVips => {
-                        for p in &inst.cfg.virtual_ipaddress {
-                            if let Err(e) = nl.add_address(inst.ifindex, p.addr, p.prefix_len).await
-                            {
-                                tracing::error!(instance = %inst.cfg.name, vip = %prefix_str(p), error = %e, "adding VIP failed");
-                            }
-                        }
-                        inst.vips_held = true;
-                    }
-                    Action::RemoveVips => {
-                        remove_vips(nl, inst).await;
-                    }
+                    Action::AddVips => once(add_vips(nl, inst)).await,
+                    Action::RemoveVips => once(remove_vips(nl, inst)).await,
                     Action::SendGratuitous { repeat } => {
-                        let g = &mut self.garps[inst.garp].sender;
-                        for _ in 0..repeat {
-                            for p in &inst.cfg.virtual_ipaddress {
-                                let r = match (p.addr, inst.link_local) {
-                                    (IpAddr::V4(v4), _) => g.send_garp(v4),
-                                    (IpAddr::V6(v6), Some(ll)) => g.send_unsolicited_na(v6, ll),
-                                    (IpAddr::V6(_), None) => Ok(()),
-                                };
-                                if let Err(e) = r {
-                                    tracing::warn!(instance = %inst.cfg.name, vip = %p.addr, error = %e, "gratuitous ARP/NA failed");
-                                }
-                            }
-                        }
+                        send_gratuitous(&mut self.garps[inst.garp].sender, inst, repeat)
                     }
-                    Action::Transition { from, to } => {
-                        inst.state_since = Instant::now();
-                        let prio0 = inst.core.counters().priority_zero_received;
-                        let handover = prio0 != inst.prio0_seen;
-                        inst.prio0_seen = prio0;
-                        let had_master = inst.heard_master.take();
-                        if from == State::Backup
-                            && to == State::Master
-                            && !handover
-                            && had_master.is_some()
-                        {
-                            let alive = self.peers.alive();
-                            if !alive.is_empty() {
-                                let who: Vec<String> = alive
-                                    .iter()
-                                    .map(|(n, ch)| format!("{n} (channels {ch:?})"))
-                                    .collect();
-                                let msg = format!(
-                                    "took over on Master_Down_Interval from master {} while {} \
-                                     still up on heartbeat: a network split, not a dead peer",
-                                    had_master.map(|a| a.to_string()).unwrap_or_default(),
-                                    who.join(", ")
-                                );
-                                tracing::warn!(instance = %inst.cfg.name, "{msg}");
-                                self.events.emit(serde_json::json!({
-                                    "type": "split_suspected", "instance": inst.cfg.name, "message": msg,
-                                }));
-                                inst.split = Some(msg);
-                            }
-                        } else if to != State::Master {
-                            inst.split = None;
-                        }
-                        tracing::info!(
-                            instance = %inst.cfg.name,
-                            vrid = inst.cfg.virtual_router_id,
-                            from = state_name(from),
-                            to = state_name(to),
-                            priority = inst.core.priority(),
-                            master = ?inst.core.master_addr(),
-                            "transition"
-                        );
-                        // keepalived's notify states; Initialize is only reached on stop.
-                        let word = match to {
-                            State::Initialize => "STOP",
-                            other => state_name(other),
-                        };
-                        self.events.emit(serde_json::json!({
-                            "type": "transition",
-                            "instance": inst.cfg.name,
-                            "from": state_name(from),
-                            "to": word,
-                            "priority": inst.core.priority(),
-                        }));
-                        if let Some(script) = &inst.cfg.notify {
-                            self.notifier.notify(
-                                script.clone(),
-                                "INSTANCE",
-                                &inst.cfg.name,
-                                word,
-                                inst.core.priority(),
-                                inst.cfg.notify_timeout,
-                            );
-                        }
-                    }
+                    Action::Transition { from, to } => self.transition(ii, from, to),
                 }
             }
+        }
+    }
+
+    /// A core changed state: log it, announce it, run the notify script.
+    #[inline(never)]
+    fn transition(&mut self, ii: usize, from: State, to: State) {
+        let inst = &mut self.insts[ii];
+        inst.state_since = Instant::now();
+        let prio0 = inst.core.counters().priority_zero_received;
+        let handover = prio0 != inst.prio0_seen;
+        inst.prio0_seen = prio0;
+        let had_master = inst.heard_master.take();
+        if from == State::Backup && to == State::Master && !handover && had_master.is_some() {
+            let alive = self.peers.alive();
+            if !alive.is_empty() {
+                let who: Vec<String> = alive
+                    .iter()
+                    .map(|(n, ch)| format!("{n} (channels {ch:?})"))
+                    .collect();
+                let msg = format!(
+                    "took over on Master_Down_Interval from master {} while {} \
+                     still up on heartbeat: a network split, not a dead peer",
+                    had_master.map(|a| a.to_string()).unwrap_or_default(),
+                    who.join(", ")
+                );
+                tracing::warn!(instance = %inst.cfg.name, "{msg}");
+                self.events.emit(serde_json::json!({
+                    "type": "split_suspected", "instance": inst.cfg.name, "message": msg,
+                }));
+                inst.split = Some(msg);
+            }
+        } else if to != State::Master {
+            inst.split = None;
+        }
+        tracing::info!(
+            instance = %inst.cfg.name,
+            vrid = inst.cfg.virtual_router_id,
+            from = state_name(from),
+            to = state_name(to),
+            priority = inst.core.priority(),
+            master = ?inst.core.master_addr(),
+            "transition"
+        );
+        // keepalived's notify states; Initialize is only reached on stop.
+        let word = match to {
+            State::Initialize => "STOP",
+            other => state_name(other),
+        };
+        self.events.emit(serde_json::json!({
+            "type": "transition",
+            "instance": inst.cfg.name,
+            "from": state_name(from),
+            "to": word,
+            "priority": inst.core.priority(),
+        }));
+        if let Some(script) = &inst.cfg.notify {
+            self.notifier.notify(
+                script.clone(),
+                "INSTANCE",
+                &inst.cfg.name,
+                word,
+                inst.core.priority(),
+                inst.cfg.notify_timeout,
+            );
         }
     }
 
@@ -1492,6 +1533,145 @@ impl Daemon {
             fence_history: self.fence_history.iter().cloned().collect(),
         }
     }
+}
+
+/// The event loop's rarely-ready sources (everything but the VRRP sockets and the timer),
+/// polled behind the gate.
+struct Rare {
+    sigterm: Signal,
+    sigint: Signal,
+    sighup: Signal,
+    ctl_rx: mpsc::Receiver<Pending>,
+    lease_changes: Option<Changes<std::sync::Arc<Leases>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Rare {
+    /// In priority order. A closed channel counts as pending (it used to be a `select!`
+    /// branch whose `Some(..)` pattern failed).
+    #[inline(never)]
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        links: &mut LinkMonitor,
+        health_rx: &mut mpsc::Receiver<HealthEvent>,
+        hb: &mut Option<tandem_heartbeat::Heartbeat>,
+        fence_rx: &mut mpsc::Receiver<(FenceAction, FenceOutcome)>,
+    ) -> Poll<Wake> {
+        if self.sigterm.poll_recv(cx).is_ready() {
+            return Poll::Ready(Wake::Stop("SIGTERM"));
+        }
+        if self.sigint.poll_recv(cx).is_ready() {
+            return Poll::Ready(Wake::Stop("SIGINT"));
+        }
+        if self.sighup.poll_recv(cx).is_ready() {
+            return Poll::Ready(Wake::Hup);
+        }
+        if let Poll::Ready(Some(p)) = self.ctl_rx.poll_recv(cx) {
+            return Poll::Ready(Wake::Control(p));
+        }
+        if let Poll::Ready(ev) = links.poll_next(cx) {
+            return Poll::Ready(Wake::Link(ev));
+        }
+        if let Poll::Ready(Some(ev)) = health_rx.poll_recv(cx) {
+            return Poll::Ready(Wake::Health(ev));
+        }
+        if let Some(h) = hb.as_mut() {
+            if let Poll::Ready(ev) = h.events().poll_recv(cx) {
+                return Poll::Ready(Wake::Membership(ev));
+            }
+        }
+        if let Some(l) = self.lease_changes.as_mut() {
+            if let Poll::Ready(ok) = l.poll_changed(cx) {
+                return Poll::Ready(Wake::Quorum(ok));
+            }
+        }
+        if let Poll::Ready(Some(outcome)) = fence_rx.poll_recv(cx) {
+            return Poll::Ready(Wake::Fenced(outcome));
+        }
+        Poll::Pending
+    }
+}
+
+/// What the loop still has to do for a control request.
+enum Control {
+    /// Answered.
+    Done,
+    /// Handed to a task that answers once the log has committed it.
+    Spawned,
+    /// A status, to be completed with the heartbeat snapshot and sent.
+    Status(Box<StatusReport>, tokio::sync::oneshot::Sender<Response>),
+}
+
+/// Completes a status with the heartbeat layer's snapshot and sends it.
+async fn send_status(
+    mut st: Box<StatusReport>,
+    hb: Option<&tandem_heartbeat::Heartbeat>,
+    reply: tokio::sync::oneshot::Sender<Response>,
+) {
+    if let Some(h) = hb {
+        st.membership = h
+            .snapshot()
+            .await
+            .and_then(|s| serde_json::to_value(s).ok());
+    }
+    let _ = reply.send(Response {
+        ok: true,
+        error: None,
+        status: Some(*st),
+        committed: None,
+    });
+}
+
+/// A future that runs once (start-up, shut-down, a status request's snapshot), boxed so
+/// that its poll is a call of its own rather than code inlined into the event loop's.
+fn once<'a, T>(f: impl Future<Output = T> + 'a) -> Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(f)
+}
+
+#[cold]
+#[inline(never)]
+fn log_stop(why: &str) {
+    tracing::info!("{why}: giving up mastership and leaving");
+}
+
+#[cold]
+#[inline(never)]
+fn log_hup() {
+    tracing::warn!(
+        "SIGHUP: live reload is not supported yet; the running config stays, restart to \
+         apply changes"
+    );
+}
+
+#[inline(never)]
+fn watchdog_ping() {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+}
+
+#[inline(never)]
+fn send_gratuitous(g: &mut Gratuitous, inst: &Inst, repeat: u32) {
+    for _ in 0..repeat {
+        for p in &inst.cfg.virtual_ipaddress {
+            let r = match (p.addr, inst.link_local) {
+                (IpAddr::V4(v4), _) => g.send_garp(v4),
+                (IpAddr::V6(v6), Some(ll)) => g.send_unsolicited_na(v6, ll),
+                (IpAddr::V6(_), None) => Ok(()),
+            };
+            if let Err(e) = r {
+                tracing::warn!(instance = %inst.cfg.name, vip = %p.addr, error = %e, "gratuitous ARP/NA failed");
+            }
+        }
+    }
+}
+
+async fn add_vips(nl: &Netlink, inst: &mut Inst) {
+    for p in &inst.cfg.virtual_ipaddress {
+        if let Err(e) = nl.add_address(inst.ifindex, p.addr, p.prefix_len).await {
+            tracing::error!(instance = %inst.cfg.name, vip = %prefix_str(p), error = %e, "adding VIP failed");
+        }
+    }
+    inst.vips_held = true;
 }
 
 async fn remove_vips(nl: &Netlink, inst: &mut Inst) {

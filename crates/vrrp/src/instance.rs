@@ -516,6 +516,11 @@ impl Instance {
         self.actions.pop_front()
     }
 
+    /// Whether [`poll_action`](Self::poll_action) has something to return.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// Write the advertisement with `priority` into `buf` for sending from `src` to `dst`
     /// (the v3 checksum covers the pseudo-header); returns the length. No allocation.
     ///

@@ -719,16 +719,19 @@ impl Daemon {
     /// the gated instances whether they may take over.
     #[inline(never)]
     fn pair_step(&mut self, config: &Config) {
-        if self.pair.is_none() {
+        let Some(pf) = self.pair.as_mut() else {
             return;
-        }
+        };
         let now = Instant::now();
         // Fence only when VRRP agrees that the Master is gone (a blocked Master_Down
         // expiry): with the heartbeats cut but adverts still arriving, the Master is alive.
         let wants = self.insts.iter().any(|i| i.core.takeover_pending());
-        let jitter = jitter(self.fence_random_delay);
-        let Some(pf) = self.pair.as_mut() else {
-            return;
+        // The jitter only counts when a takeover waits (it sets the delay of a fence about to
+        // start): no random draw on every other wake-up.
+        let jitter = if wants {
+            jitter(self.fence_random_delay)
+        } else {
+            Duration::ZERO
         };
         let start = pf.poll(now, wants, jitter);
         let allowed = pf.takeover_allowed();

@@ -333,11 +333,11 @@ impl Soak<'_> {
                 let r = schedule::rate(*permille);
                 lab.run(&["clock", &n, &r])?;
                 hold();
-                if *permille == 0 {
-                    format!("clock {n} true time")
-                } else {
-                    format!("clock {n} x{r}")
+                Fault::Clock {
+                    node: Target::Node(n),
+                    permille: *permille,
                 }
+                .label()
             }
         };
         Ok(label)

@@ -78,6 +78,39 @@ fn scenario_title(s: &str) -> &'static str {
     }
 }
 
+/// One daemon's footprint windows for one instance count and role, taken together.
+struct Pooled {
+    procs: u32,
+    rss_kib_mean: f64,
+    rss_kib_max: f64,
+    cpu_s: f64,
+    secs: f64,
+    /// CPU % of each window, in the order taken.
+    cpu_pct: Vec<f64>,
+}
+
+impl Pooled {
+    fn of<'a>(windows: impl Iterator<Item = &'a Footprint>) -> Option<Pooled> {
+        let w: Vec<&Footprint> = windows.filter(|f| f.secs > 0.0).collect();
+        if w.is_empty() {
+            return None;
+        }
+        Some(Pooled {
+            procs: w.iter().map(|f| f.procs).max().unwrap_or(0),
+            rss_kib_mean: w.iter().map(|f| f.rss_kib_mean).sum::<f64>() / w.len() as f64,
+            rss_kib_max: w.iter().map(|f| f.rss_kib_max).fold(0.0, f64::max),
+            cpu_s: w.iter().map(|f| f.cpu_s).sum(),
+            secs: w.iter().map(|f| f.secs).sum(),
+            cpu_pct: w.iter().map(|f| 100.0 * f.cpu_s / f.secs).collect(),
+        })
+    }
+
+    /// Total CPU over total time: a long window's figure counts for its length.
+    fn pct(&self) -> f64 {
+        100.0 * self.cpu_s / self.secs
+    }
+}
+
 pub(crate) fn f1(v: f64) -> String {
     if !v.is_finite() {
         "–".into()
@@ -425,11 +458,13 @@ pub fn write(
         .into_iter()
         .collect();
     let roles = ["master", "backup"];
-    let fp = |d: &str, n: u32, role: &str| -> Option<&Footprint> {
-        foots
-            .iter()
-            .copied()
-            .find(|f| f.daemon == d && f.instances == n && f.role == role)
+    let fp = |d: &str, n: u32, role: &str| -> Option<Pooled> {
+        Pooled::of(
+            foots
+                .iter()
+                .copied()
+                .filter(|f| f.daemon == d && f.instances == n && f.role == role),
+        )
     };
     let jt = |d: &str, n: u32| -> Option<&Jitter> {
         jitters
@@ -440,14 +475,25 @@ pub fn write(
     let mut foot_md = String::new();
     if !counts.is_empty() {
         let secs = foots.first().map_or(0.0, |f| f.secs);
+        let windows = DAEMONS
+            .iter()
+            .flat_map(|d| counts.iter().map(move |&n| (*d, n)))
+            .filter_map(|(d, n)| fp(d, n, "master").map(|p| p.cpu_pct.len()))
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(
             foot_md,
-            "{} s idle window per daemon and instance count, VRRPv3 at 100 ms adverts, the \
-             master (priority 150) and the backup (priority 100) of one pair running, no other \
-             daemon running. RSS is VmRSS summed over the daemon's processes (keepalived: parent \
-             and VRRP child), mean of one sample per second; CPU is user + system time over the \
-             window from per-thread schedstat. Jitter: a capture in the client namespace (kernel \
-             timestamps) of every advert the master sent during the same window; for each VRID the \
+            "{} s idle windows, {windows} per daemon and instance count, taken in turn (tandem, \
+             keepalived, keepalived, tandem, ...; each daemon pair started afresh for its window), \
+             VRRPv3 at 100 ms adverts, the master (priority 150) and the backup (priority 100) of \
+             one pair running, no other daemon running. RSS is VmRSS summed over the daemon's \
+             processes (keepalived: parent and VRRP child), mean of one sample per second, \
+             averaged over the windows; CPU is user + system time from per-thread schedstat, \
+             pooled over the windows (total CPU seconds over total seconds), with each window's \
+             own figure beside it: one idle window varies by a few tens of percent from the next, \
+             more than the daemons differ at one instance. Jitter: a capture in the client \
+             namespace (kernel timestamps) of every advert the master sent during the first \
+             window; for each VRID the \
              gap between consecutive adverts minus the configured 100 ms, pooled over all VRIDs. \
              The mean gap minus the interval shows drift: above zero, a daemon that re-arms \
              its advert timer from the moment it ran rather than from the previous deadline \
@@ -457,9 +503,9 @@ pub fn write(
         );
         let _ = writeln!(
             foot_md,
-            "| instances | daemon | role | procs | RSS MiB (mean / max) | CPU s | CPU % |"
+            "| instances | daemon | role | procs | RSS MiB (mean / max) | CPU s | CPU % | CPU % per window |"
         );
-        let _ = writeln!(foot_md, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(foot_md, "|---|---|---|---|---|---|---|---|");
         let mut rss_vals = Vec::new();
         let mut cpu_vals = Vec::new();
         for &n in &counts {
@@ -468,19 +514,22 @@ pub fn write(
             for d in DAEMONS {
                 for role in roles {
                     let f = fp(d, n, role);
-                    if let Some(f) = f {
+                    if let Some(f) = &f {
+                        let each: Vec<String> =
+                            f.cpu_pct.iter().map(|c| format!("{c:.3}")).collect();
                         let _ = writeln!(
                             foot_md,
-                            "| {n} | {d} | {role} | {} | {} / {} | {:.3} | {} |",
+                            "| {n} | {d} | {role} | {} | {} / {} | {:.3} | {:.3} | {} |",
                             f.procs,
                             f1(f.rss_kib_mean / 1024.0),
                             f1(f.rss_kib_max / 1024.0),
                             f.cpu_s,
-                            f1(100.0 * f.cpu_s / f.secs)
+                            f.pct(),
+                            each.join(" · ")
                         );
                     }
-                    rrow.push(f.map(|f| f.rss_kib_mean / 1024.0));
-                    crow.push(f.map(|f| 100.0 * f.cpu_s / f.secs));
+                    rrow.push(f.as_ref().map(|f| f.rss_kib_mean / 1024.0));
+                    crow.push(f.as_ref().map(Pooled::pct));
                 }
             }
             for (ri, role) in roles.iter().enumerate() {
@@ -505,9 +554,12 @@ pub fn write(
                 });
                 goals.push(Goal {
                     goal: "idle CPU ≤ keepalived's".into(),
-                    figure: format!("{role}, {n} instance(s), %"),
-                    tandem: cpu(0).map_or("–".into(), f1),
-                    reference: format!("keepalived {}", cpu(1).map_or("–".into(), f1)),
+                    figure: format!("{role}, {n} instance(s), %, pooled over the windows"),
+                    tandem: cpu(0).map_or("–".into(), |c| format!("{c:.3}")),
+                    reference: format!(
+                        "keepalived {}",
+                        cpu(1).map_or("–".into(), |c| format!("{c:.3}"))
+                    ),
                     met: cpu(0).zip(cpu(1)).map(|(t, k)| t <= k),
                 });
             }
@@ -789,6 +841,33 @@ fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn window(cpu_s: f64, secs: f64, rss: f64) -> Footprint {
+        Footprint {
+            daemon: "tandem".into(),
+            instances: 1,
+            role: "master".into(),
+            secs,
+            procs: 1,
+            rss_kib_mean: rss,
+            rss_kib_max: rss + 10.0,
+            cpu_s,
+            cpu_s_ticks: cpu_s,
+        }
+    }
+
+    #[test]
+    fn footprint_windows_pool_by_time() {
+        let w = [window(0.06, 60.0, 100.0), window(0.03, 30.0, 200.0)];
+        let p = Pooled::of(w.iter()).unwrap();
+        assert!((p.pct() - 0.1).abs() < 1e-12, "{}", p.pct());
+        assert_eq!(p.cpu_pct.len(), 2);
+        assert!((p.cpu_pct[1] - 0.1).abs() < 1e-12);
+        assert!((p.rss_kib_mean - 150.0).abs() < 1e-12);
+        assert!((p.rss_kib_max - 210.0).abs() < 1e-12);
+        assert!(Pooled::of([].iter()).is_none());
+        assert!(Pooled::of([window(0.0, 0.0, 1.0)].iter()).is_none());
+    }
 
     #[test]
     fn rfc_bounds() {

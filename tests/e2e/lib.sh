@@ -37,13 +37,45 @@ counter_is() { [ "$(counter "$1" "$2" "$3")" = "$4" ]; }
 counter_ge() { local v; v=$(counter "$1" "$2" "$3"); [ -n "$v" ] && [ "$v" -ge "$4" ]; }
 lacks_addr() { ! lab_has_addr "$@"; }
 
+# cluster_key: a fresh cluster key in LAB_DIR/cluster.key (mode 600).
+cluster_key() {
+    head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
+    chmod 600 "$LAB_DIR/cluster.key"
+}
+
+# pair_cluster GROUP [LINE...]: the [cluster] of a vrrp-mode pair, lb1 and lb2 at their lab
+# addresses, keyed with LAB_DIR/cluster.key (any LINE added to it, e.g. unfence = "auto"),
+# and a UDP multicast heartbeat on eth0 to GROUP (100 ms, timeout 500 ms).
+pair_cluster() {
+    local group=$1
+    shift
+    cat <<EOT
+[cluster]
+name = "pair"
+key_file = "$LAB_DIR/cluster.key"
+nodes = [
+  { name = "lb1", address = "$LAB_NET4.1" },
+  { name = "lb2", address = "$LAB_NET4.2" },
+]
+EOT
+    if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
+    cat <<EOT
+
+[[heartbeat]]
+kind = "udp-multicast"
+interface = "eth0"
+group = "$group"
+interval = "100ms"
+timeout = "500ms"
+EOT
+}
+
 # quorum_configs VIP: a cluster key and the configs of a quorum-mode lab of three, written to
 # LAB_DIR/{lb1,lb2,arb}.toml (hosts lb1 = .1, lb2 = .2, arb = .3 from lab_host): lb1 priority
 # 200 and lb2 100 share VI_1 (VRID 51, VIP/24 on eth0), arb is the arbiter.
 quorum_configs() {
     local vip=$1 n name prio
-    head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
-    chmod 600 "$LAB_DIR/cluster.key"
+    cluster_key
     _quorum_cluster() {
         cat <<EOT
 [cluster]

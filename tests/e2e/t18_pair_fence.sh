@@ -16,8 +16,7 @@ lab_host lb2 2
 lab_host client 9
 VIP1=192.0.2.101
 VIP2=192.0.2.102
-head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
-chmod 600 "$LAB_DIR/cluster.key"
+cluster_key
 bmc_pass=$(printf 'bmc-%05d%05d' $RANDOM $RANDOM)
 printf '%s\n' "$bmc_pass" >"$LAB_DIR/bmc.pass"
 chmod 600 "$LAB_DIR/bmc.pass"
@@ -28,21 +27,8 @@ lab_bmc lb1 lb2 127.0.0.1 6231 "$bmc_pass"
 pair_config() {
     local name=$1 peer=$2 p1=$3 p2=$4 delay=$5
     tandem_node_header "$name" | sed "s/^name = \"$name\"\$/name = \"$name\"\nfence_delay = \"$delay\"\nfence_random_delay = \"1s\"/"
+    pair_cluster "239.192.0.2:5405"
     cat <<EOT
-[cluster]
-name = "pair"
-key_file = "$LAB_DIR/cluster.key"
-nodes = [
-  { name = "lb1", address = "$LAB_NET4.1" },
-  { name = "lb2", address = "$LAB_NET4.2" },
-]
-
-[[heartbeat]]
-kind = "udp-multicast"
-interface = "eth0"
-group = "239.192.0.2:5405"
-interval = "100ms"
-timeout = "500ms"
 
 [[vrrp_instance]]
 name = "VI_1"

@@ -19,8 +19,7 @@ lab_bridge br1
 lab_nic lb1 eth1 br1 10.99.0.1/24
 lab_nic lb2 eth1 br1 10.99.0.2/24
 VIP=192.0.2.100
-head -c 32 /dev/urandom | base64 >"$LAB_DIR/cluster.key"
-chmod 600 "$LAB_DIR/cluster.key"
+cluster_key
 community="sw-$RANDOM$RANDOM"
 printf '%s\n' "$community" >"$LAB_DIR/switch.community"
 chmod 600 "$LAB_DIR/switch.community"
@@ -42,22 +41,8 @@ eth0_is() { lab_exec "$1" ip -o link show eth0 | grep -q "state $2"; }
 pair_config() {
     local name=$1 peer=$2 prio=$3 delay=$4
     tandem_node_header "$name" | sed "s/^name = \"$name\"\$/name = \"$name\"\nfence_delay = \"$delay\"/"
+    pair_cluster "239.192.0.4:5405" 'unfence = "auto"'
     cat <<EOT
-[cluster]
-name = "pair"
-key_file = "$LAB_DIR/cluster.key"
-nodes = [
-  { name = "lb1", address = "$LAB_NET4.1" },
-  { name = "lb2", address = "$LAB_NET4.2" },
-]
-unfence = "auto"
-
-[[heartbeat]]
-kind = "udp-multicast"
-interface = "eth0"
-group = "239.192.0.4:5405"
-interval = "100ms"
-timeout = "500ms"
 
 [[heartbeat]]
 kind = "udp-multicast"

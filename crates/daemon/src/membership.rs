@@ -131,6 +131,10 @@ impl Peers {
                 "old_incarnation": format!("{old_incarnation:016x}"),
                 "new_incarnation": format!("{new_incarnation:016x}"),
             }),
+            // The ids are hashes of instance names: the count is what an operator can read.
+            EventKind::PeerHeld { peer, held } => serde_json::json!({
+                "type": "peer_held", "peer": peer, "instances": held.len(),
+            }),
         }
     }
 

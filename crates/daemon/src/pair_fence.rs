@@ -76,6 +76,9 @@ pub struct PairFence {
     incarnation: Option<u64>,
     /// We fenced it and have not switched it on again: the incarnation it had then.
     unfence_pending: Option<Option<u64>>,
+    /// The instances whose VIPs the peer says it has configured (its heartbeat frames' held
+    /// list, sorted [`tandem_heartbeat::wire::held_id`]s).
+    peer_held: Vec<u32>,
 }
 
 impl PairFence {
@@ -91,6 +94,7 @@ impl PairFence {
             fences_failed: 0,
             incarnation: None,
             unfence_pending: None,
+            peer_held: Vec::new(),
         }
     }
 
@@ -130,13 +134,34 @@ impl PairFence {
         }
     }
 
+    /// The peer's held list changed (sorted ids).
+    pub fn set_peer_held(&mut self, held: Vec<u32>) {
+        self.peer_held = held;
+    }
+
+    /// The peer says it is Master of the instance with this id (see
+    /// [`PairFence::first_election`]).
+    pub fn peer_holds(&self, id: u32) -> bool {
+        self.peer_held.binary_search(&id).is_ok()
+    }
+
+    /// Whether an instance that has heard no Master since it last changed state may hold a
+    /// first election now, though the peer is alive: only when the peer is up on heartbeat
+    /// (else the peer is fenced first, or said it left) and does not say it is Master of
+    /// that instance. A node that starts, or leaves FAULT, while the peer's adverts do not
+    /// reach it would otherwise see an empty segment and take VIPs the peer still has.
+    pub fn first_election(&self, id: u32) -> bool {
+        self.peer == Peer::Up && !self.peer_holds(id)
+    }
+
     /// Whether a gated instance may take over from a Master that fell silent.
     pub fn takeover_allowed(&self) -> bool {
         self.peer == Peer::Left || self.fence == Fence::Fenced
     }
 
     /// The peer is up on at least one heartbeat channel.
-    pub fn peer_is_up(&self) -> bool {
+    #[cfg(test)]
+    fn peer_is_up(&self) -> bool {
         self.peer == Peer::Up
     }
 
@@ -237,6 +262,12 @@ impl PairFence {
                      --action on`"
                 ))
             }
+            (Fence::Idle, Peer::Up) if blocked && !self.peer_held.is_empty() => Some(format!(
+                "no Master heard on VRRP but {peer} is up on heartbeat and says it is Master of \
+                 {} instance(s): no takeover while it lives (a VRRP-only fault; check the VRRP \
+                 path between the two)",
+                self.peer_held.len()
+            )),
             (Fence::Idle, Peer::Up) if blocked => Some(format!(
                 "the Master's adverts stopped but {peer} is up on heartbeat: no takeover while it \
                  lives (a VRRP-only fault; check its VRRP path)"
@@ -433,5 +464,38 @@ mod tests {
         assert!(!f.takeover_allowed());
         f.peer_down(t0 + ms(60), false);
         assert!(!f.takeover_allowed());
+    }
+
+    #[test]
+    fn first_election_only_for_instances_the_peer_does_not_hold() {
+        let t0 = Instant::now();
+        let mut f = PairFence::new("lb1", DELAY, t0);
+        // Not heard yet: no first election (it may be fenced first after the grace).
+        assert!(!f.first_election(1));
+        f.peer_up();
+        assert!(f.first_election(1) && f.first_election(2));
+        // The peer is Master of instance 2: only instance 1 may hold a first election.
+        f.set_peer_held(vec![2, 5]);
+        assert!(f.first_election(1));
+        assert!(!f.first_election(2) && !f.first_election(5));
+        assert!(f
+            .status(t0, true)
+            .unwrap()
+            .contains("says it is Master of 2 instance(s)"));
+        assert!(f.status(t0, false).is_none());
+        // Down (silent or left): no first election; the fence or its leaving decides.
+        f.peer_down(t0, false);
+        assert!(!f.first_election(1));
+        f.peer_up();
+        f.peer_down(t0, true);
+        assert!(!f.first_election(1));
+        // Back, holding nothing any more.
+        f.peer_up();
+        f.set_peer_held(Vec::new());
+        assert!(f.first_election(2));
+        assert!(f
+            .status(t0, true)
+            .unwrap()
+            .contains("the Master's adverts stopped"));
     }
 }

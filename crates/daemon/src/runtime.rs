@@ -110,6 +110,8 @@ struct Inst {
     /// A peer master this backup has heard since it last changed state: only a takeover
     /// from a master that was there can be a split (not the first election at start-up).
     heard_master: Option<IpAddr>,
+    /// This instance in the pair's heartbeat held lists (`wire::held_id` of its name).
+    held_id: u32,
     /// Quorum mode: the end of our lease by our clock while we hold it.
     lease_until: Option<Instant>,
 }
@@ -184,6 +186,7 @@ async fn stop(
     // Whatever happened, the VIPs must not stay behind: a node that is not running VRRP must
     // not answer for the virtual addresses.
     d.release_all(nl).await;
+    d.publish_held(hb.as_ref());
     let _ = std::fs::remove_file(&config.node.control_socket);
     if let Some(h) = d.health.take() {
         h.shutdown().await;
@@ -519,6 +522,7 @@ impl Daemon {
                 split: None,
                 prio0_seen: 0,
                 heard_master: None,
+                held_id: tandem_heartbeat::wire::held_id(&c.name),
                 lease_until: None,
             });
         }
@@ -735,9 +739,8 @@ impl Daemon {
         };
         let start = pf.poll(now, wants, jitter);
         let allowed = pf.takeover_allowed();
-        let first_election = pf.peer_is_up();
-        let node = pf.peer().to_string();
         if start {
+            let node = pf.peer().to_string();
             let why = format!(
                 "{node} is silent on every heartbeat channel and this node would take its VIPs"
             );
@@ -749,11 +752,25 @@ impl Daemon {
                 let _ = tx.send((FenceAction::Off, outcome)).await;
             });
         }
+        let Some(pf) = self.pair.as_ref() else {
+            return;
+        };
         for inst in &mut self.insts {
-            // With the peer up and no Master heard, the timer running out is the first
-            // election, not a takeover from anyone.
-            let ok = allowed || (first_election && inst.heard_master.is_none());
-            inst.core.set_takeover_allowed(now, ok);
+            // With the peer up, no Master heard and the peer not saying it is Master of this
+            // instance, the timer running out is the first election, not a takeover.
+            let first_election = pf.first_election(inst.held_id) && inst.heard_master.is_none();
+            inst.core
+                .set_takeover_allowed(now, allowed || first_election);
+        }
+    }
+
+    /// vrrp mode with `fence_on_takeover`: the instances this node is Master of go into
+    /// every heartbeat frame, so a peer that cannot hear our adverts does not hold a first
+    /// election for them (see `PairFence::first_election`).
+    fn publish_held(&self, hb: Option<&tandem_heartbeat::Heartbeat>) {
+        if let (Some(hb), Some(_)) = (hb, self.pair.as_ref()) {
+            let held = self.insts.iter().filter(|i| i.vips_held).map(|i| i.held_id);
+            hb.set_held(Some(held.collect()));
         }
     }
 
@@ -898,6 +915,7 @@ impl Daemon {
         hb: &mut Option<tandem_heartbeat::Heartbeat>,
     ) -> anyhow::Result<()> {
         let mut rare = once(self.loop_start(config, nl)).await?;
+        self.publish_held(hb.as_ref());
         let watchdog = watchdog_interval();
         let mut next_watchdog = watchdog.map(|w| Instant::now() + w);
 
@@ -1017,6 +1035,7 @@ impl Daemon {
             }
             if self.insts.iter().any(|i| i.core.has_actions()) {
                 self.run_actions(nl).await;
+                self.publish_held(hb.as_ref());
             }
             if self.quorum.is_some() {
                 self.send_releases();
@@ -1719,5 +1738,9 @@ fn pair_peer_event(pf: &mut PairFence, ev: &tandem_heartbeat::Event) -> bool {
         }
         // The last channel going down is followed by PeerDown.
         EventKind::ChannelDown { .. } => false,
+        EventKind::PeerHeld { held, .. } => {
+            pf.set_peer_held(held.clone());
+            false
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::channel::{self, ChannelIo};
@@ -59,6 +59,9 @@ enum Command {
 pub struct Heartbeat {
     events: mpsc::UnboundedReceiver<Event>,
     commands: mpsc::Sender<Command>,
+    /// The held list frames carry (a watch: only the latest value matters, and setting it
+    /// never waits).
+    held: watch::Sender<Option<Vec<u32>>>,
     task: JoinHandle<()>,
     incarnation: u64,
 }
@@ -110,14 +113,26 @@ impl Heartbeat {
         }
         let (event_tx, events) = mpsc::unbounded_channel();
         let (commands, command_rx) = mpsc::channel(8);
+        let (held, held_rx) = watch::channel(None);
         let incarnation = core.incarnation();
-        let task = tokio::spawn(run(core, channels, event_tx, command_rx));
+        let task = tokio::spawn(run(core, channels, event_tx, command_rx, held_rx));
         Ok(Heartbeat {
             events,
             commands,
+            held,
             task,
             incarnation,
         })
+    }
+
+    /// The held list every frame carries from now on ([`Liveness::set_held`]). Never
+    /// waits; the next frame carries it.
+    pub fn set_held(&self, held: Option<Vec<u32>>) {
+        self.held.send_if_modified(|h| {
+            let changed = *h != held;
+            *h = held;
+            changed
+        });
     }
 
     pub fn incarnation(&self) -> u64 {
@@ -178,6 +193,9 @@ fn log_event(event: &Event) {
             tracing::info!(%peer, incarnation = format_args!("{incarnation:016x}"), "peer up")
         }
         EventKind::PeerDown { peer, reason } => tracing::warn!(%peer, ?reason, "peer down"),
+        EventKind::PeerHeld { peer, held } => {
+            tracing::info!(%peer, instances = held.len(), "the peer's held instances changed")
+        }
         EventKind::PeerRestarted {
             peer,
             old_incarnation,
@@ -224,7 +242,9 @@ async fn run(
     mut channels: Vec<ChannelIo>,
     events: mpsc::UnboundedSender<Event>,
     mut commands: mpsc::Receiver<Command>,
+    mut held: watch::Receiver<Option<Vec<u32>>>,
 ) {
+    let mut held_open = true;
     let mut closed = vec![false; channels.len()];
     let mut next = 0usize;
     loop {
@@ -287,6 +307,11 @@ async fn run(
             (idx, frame) = received => {
                 let _ = core.handle_frame(Instant::now(), ChannelId(idx as u8), &frame);
             }
+            changed = held.changed(), if held_open => match changed {
+                Ok(()) => core.set_held(held.borrow_and_update().clone()),
+                // The handle is gone; `commands` closing ends the task.
+                Err(_) => held_open = false,
+            },
             () = sleep => {}
         }
     }

@@ -79,7 +79,10 @@ use std::time::{Duration, Instant};
 use crate::channel::TransportStats;
 use crate::key::ClusterKey;
 use crate::spec::{ChannelSpec, ClusterSpec, SpecError};
-use crate::wire::{self, DecodeError, EchoRepr, Echoes, HmacSha256, Packet, Repr, FLAG_LEAVING};
+use crate::wire::{
+    self, DecodeError, EchoRepr, Echoes, HeldIds, HmacSha256, Packet, Repr, FLAG_LEAVING,
+    MAX_FRAME_LEN, MAX_HELD,
+};
 
 /// Sequence numbers covered by the loss estimate of each link.
 pub const LOSS_WINDOW: u32 = 128;
@@ -266,6 +269,14 @@ pub enum EventKind {
         old_incarnation: u64,
         new_incarnation: u64,
     },
+    /// The peer's held list changed: the [`wire::held_id`]s of the VRRP instances whose
+    /// VIPs it has configured, sorted (empty when its frames carry no list). Comes before
+    /// the `ChannelUp` / `PeerUp` the same frame causes, so a consumer knows it when the
+    /// peer comes up.
+    PeerHeld {
+        peer: String,
+        held: Vec<u32>,
+    },
 }
 
 impl EventKind {
@@ -276,7 +287,8 @@ impl EventKind {
             | EventKind::ChannelDown { peer, .. }
             | EventKind::PeerUp { peer, .. }
             | EventKind::PeerDown { peer, .. }
-            | EventKind::PeerRestarted { peer, .. } => peer,
+            | EventKind::PeerRestarted { peer, .. }
+            | EventKind::PeerHeld { peer, .. } => peer,
         }
     }
 }
@@ -476,6 +488,8 @@ struct Peer {
     since: Option<Instant>,
     restarts: u64,
     timestamp_us: Option<u64>,
+    /// The held list of its last accepted frame, sorted.
+    held: Vec<u32>,
     links: Vec<Link>,
 }
 
@@ -537,6 +551,10 @@ pub struct Liveness {
     shutdown_at: Option<Instant>,
     /// [`Liveness::handle_frame`] calls with a channel id we do not have.
     misrouted: u64,
+    /// The held list every frame carries ([`Liveness::set_held`]); `None`: no list.
+    held: Option<Vec<u32>>,
+    /// Frames sent without the held list because it did not fit (never in a pair).
+    held_omitted: std::cell::Cell<u64>,
 }
 
 impl Liveness {
@@ -557,6 +575,7 @@ impl Liveness {
                     since: None,
                     restarts: 0,
                     timestamp_us: None,
+                    held: Vec::new(),
                     links: links.clone(),
                 })
                 .collect(),
@@ -578,6 +597,8 @@ impl Liveness {
             events: VecDeque::new(),
             shutdown_at: None,
             misrouted: 0,
+            held: None,
+            held_omitted: std::cell::Cell::new(0),
             cluster: config.cluster,
             node: config.node,
             incarnation: config.incarnation,
@@ -594,6 +615,33 @@ impl Liveness {
 
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// The held list every frame carries from now on: the [`wire::held_id`]s of the VRRP
+    /// instances whose VIPs this node has configured (`None`: frames carry no list). Sorted
+    /// and deduplicated here; at most [`MAX_HELD`] ids are kept (a pair has at most 255
+    /// instances per address family and interface, and a longer list would not fit a frame).
+    pub fn set_held(&mut self, held: Option<Vec<u32>>) {
+        self.held = held.map(|mut h| {
+            h.sort_unstable();
+            h.dedup();
+            h.truncate(MAX_HELD);
+            h
+        });
+    }
+
+    /// The held list of the peer's last accepted frame, sorted.
+    pub fn peer_held(&self, name: &str) -> Option<&[u32]> {
+        self.peers
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.held.as_slice())
+    }
+
+    /// Frames sent without the held list because it would not fit beside the echo entries
+    /// (many peers and a long list; a pair always fits).
+    pub fn held_omitted(&self) -> u64 {
+        self.held_omitted.get()
     }
 
     pub fn channel_count(&self) -> usize {
@@ -734,6 +782,22 @@ impl Liveness {
 
         let peer = &mut self.peers[p];
         peer.timestamp_us = Some(packet.timestamp_us());
+        let same = match packet.held() {
+            Some(h) => h.iter().eq(peer.held.iter().copied()),
+            None => peer.held.is_empty(),
+        };
+        if !same {
+            let mut held: Vec<u32> = packet.held().map_or(Vec::new(), |h| h.iter().collect());
+            held.sort_unstable();
+            peer.held.clone_from(&held);
+            self.events.push_back(Event {
+                at: now,
+                kind: EventKind::PeerHeld {
+                    peer: peer.name.clone(),
+                    held,
+                },
+            });
+        }
         let link = &mut peer.links[c];
         link.last_seq = seq;
         link.loss.record(seq);
@@ -963,7 +1027,7 @@ impl Liveness {
                 }
             }
         }
-        Repr {
+        let mut repr = Repr {
             flags: if leaving { FLAG_LEAVING } else { 0 },
             channel: c as u8,
             cluster: &self.cluster,
@@ -972,8 +1036,15 @@ impl Liveness {
             seq,
             timestamp_us: now.saturating_duration_since(self.started).as_micros() as u64,
             echoes: Echoes::List(&echoes),
+            held: self.held.as_deref().map(HeldIds::List),
+        };
+        // The heartbeat must go out whatever the list: a frame that is not sent makes the
+        // peers see this node die.
+        if repr.held.is_some() && repr.buffer_len() > MAX_FRAME_LEN {
+            repr.held = None;
+            self.held_omitted.set(self.held_omitted.get() + 1);
         }
-        .encode(&self.mac)
+        repr.encode(&self.mac)
     }
 
     /// Membership events in the order they happened.

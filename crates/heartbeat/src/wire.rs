@@ -17,7 +17,7 @@
 //! |---|---|---|---|
 //! | 0 | 4 | magic `"TNHB"` | else malformed |
 //! | 4 | 1 | version = 1 | else [`DecodeError::BadVersion`] |
-//! | 5 | 1 | flags: bit 0 = LEAVING (sender is shutting down cleanly) | other bits set: malformed |
+//! | 5 | 1 | flags: bit 0 = LEAVING (sender is shutting down cleanly), bit 1 = HELD (a held list follows the echo entries) | other bits set: malformed |
 //! | 6 | 1 | channel id (index of the `[[heartbeat]]` channel, same on every node) | must be the channel it arrived on |
 //! | 7 | 1 | `C` = cluster name length | 1 ..= 64 |
 //! | 8 | 1 | `N` = sender node name length | 1 ..= 64 |
@@ -33,12 +33,19 @@
 //! | +1+`L` | 8 | incarnation of that node, as this sender heard it | |
 //! | +9+`L` | 8 | that node's last sequence number this sender received on this channel | |
 //! | +17+`L` | 4 | hold: µs between receiving that frame and building this one (saturating) | |
+//! | end − 32 − 1 − 4`H` | 1 | only with HELD: `H` = number of held ids | 0 ..= 255 |
+//! | +1 | 4`H` | held ids: the VRRP instances whose VIPs the sender has configured, each [`held_id`] of the instance name | |
 //! | end − 32 | 32 | HMAC-SHA256 with the cluster key over every byte before it | else [`DecodeError`]-free, but the caller drops it as unauthenticated |
 //!
 //! The frame must end exactly after the tag: trailing bytes are malformed, and so is a frame
 //! longer than [`MAX_FRAME_LEN`] (which keeps every frame inside one UDP datagram on a
 //! 1500-byte MTU, IPv4 or IPv6). Names are compared as bytes; [`Repr::parse`] additionally
 //! demands UTF-8.
+//!
+//! The held list (since the pair's first-election rule, still version 1: a frame without it
+//! is unchanged) tells a `fence_on_takeover` pair's node which instances its peer is Master
+//! of. A node that starts while the peer's adverts do not reach it would otherwise see an
+//! empty segment and hold a first election for VIPs the peer still has.
 //!
 //! The echo entries give round-trip times without synchronised clocks: the node named in an
 //! entry looks up when it sent the echoed sequence number and computes
@@ -78,7 +85,23 @@ pub const MIN_FRAME_LEN: usize = HEADER_LEN + 2 + TAG_LEN;
 
 /// Flag bit: the sender is shutting down cleanly; its links may be marked down at once.
 pub const FLAG_LEAVING: u8 = 0x01;
-const KNOWN_FLAGS: u8 = FLAG_LEAVING;
+/// Flag bit: a held list follows the echo entries (see the module doc).
+pub const FLAG_HELD: u8 = 0x02;
+const KNOWN_FLAGS: u8 = FLAG_LEAVING | FLAG_HELD;
+/// Most ids in a held list (its count is one byte). With one echo entry (a pair) and the
+/// longest names, a full list still fits [`MAX_FRAME_LEN`].
+pub const MAX_HELD: usize = 255;
+
+/// The id that stands for a VRRP instance in a held list: the first four bytes of the
+/// SHA-256 of its name. Names, not VRIDs: a pair may run one VRID on two interfaces, and the
+/// names are what both nodes' configs share (as in quorum mode, where they name the groups).
+/// A list of names would not fit a frame; two names of one pair sharing an id only make one
+/// instance's first election wait for its peer.
+pub fn held_id(instance: &str) -> u32 {
+    use sha2::Digest;
+    let d = Sha256::digest(instance.as_bytes());
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
 
 /// Byte ranges of the fixed header.
 mod field {
@@ -153,6 +176,8 @@ pub enum EmitError {
     ZeroSequence,
     /// Unknown flag bits.
     BadFlags,
+    /// More than [`MAX_HELD`] held ids.
+    TooManyHeld,
 }
 
 impl fmt::Display for EmitError {
@@ -164,6 +189,7 @@ impl fmt::Display for EmitError {
             EmitError::TooLong => "frame too long",
             EmitError::ZeroSequence => "sequence number 0",
             EmitError::BadFlags => "unknown flag bits",
+            EmitError::TooManyHeld => "too many held ids",
         })
     }
 }
@@ -248,6 +274,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
             }
             at += ECHO_FIXED_LEN + len;
         }
+        if b[field::FLAGS] & FLAG_HELD != 0 {
+            let Some(&count) = b.get(at) else {
+                return Err(DecodeError::Truncated);
+            };
+            at += 1 + 4 * usize::from(count);
+        }
         let total = at + TAG_LEN;
         if b.len() < total {
             return Err(DecodeError::Truncated);
@@ -276,6 +308,26 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The sender is shutting down cleanly.
     pub fn leaving(&self) -> bool {
         self.flags() & FLAG_LEAVING != 0
+    }
+
+    /// The held list's ids (bytes, 4 per id), when the frame has one.
+    fn held_bytes(&self) -> Option<&[u8]> {
+        if self.flags() & FLAG_HELD == 0 {
+            return None;
+        }
+        let b = self.buffer.as_ref();
+        let echoes_end = self.node_range().end
+            + self
+                .echoes()
+                .map(|e| ECHO_FIXED_LEN + e.node.len())
+                .sum::<usize>();
+        let count = usize::from(b[echoes_end]);
+        Some(&b[echoes_end + 1..echoes_end + 1 + 4 * count])
+    }
+
+    /// The held list, when the frame has one.
+    pub fn held(&self) -> Option<HeldIds<'_>> {
+        self.held_bytes().map(HeldIds::Wire)
     }
 
     pub fn channel(&self) -> u8 {
@@ -462,10 +514,47 @@ impl PartialEq for Echoes<'_> {
 
 impl Eq for Echoes<'_> {}
 
+/// A held list: borrowed from a received frame (4 bytes per id), or ids to emit.
+#[derive(Debug, Clone, Copy)]
+pub enum HeldIds<'a> {
+    Wire(&'a [u8]),
+    List(&'a [u32]),
+}
+
+impl<'a> HeldIds<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
+        let (wire, list): (&'a [u8], &'a [u32]) = match *self {
+            HeldIds::Wire(b) => (b, &[]),
+            HeldIds::List(l) => (&[], l),
+        };
+        wire.chunks_exact(4).map(be_u32).chain(list.iter().copied())
+    }
+
+    pub fn len(&self) -> usize {
+        match *self {
+            HeldIds::Wire(b) => b.len() / 4,
+            HeldIds::List(l) => l.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PartialEq for HeldIds<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HeldIds<'_> {}
+
 /// The meaning of one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr<'a> {
-    /// [`FLAG_LEAVING`] or 0.
+    /// [`FLAG_LEAVING`] or 0. [`FLAG_HELD`] is not kept here: `held` says it, and
+    /// [`Repr::emit`] sets the bit from it.
     pub flags: u8,
     pub channel: u8,
     pub cluster: &'a str,
@@ -474,6 +563,9 @@ pub struct Repr<'a> {
     pub seq: u64,
     pub timestamp_us: u64,
     pub echoes: Echoes<'a>,
+    /// The VRRP instances whose VIPs the sender has configured ([`held_id`]s); `None`: the
+    /// sender does not say (not a `fence_on_takeover` pair).
+    pub held: Option<HeldIds<'a>>,
 }
 
 impl<'a> Repr<'a> {
@@ -489,7 +581,7 @@ impl<'a> Repr<'a> {
             core::str::from_utf8(e.node).map_err(|_| DecodeError::BadUtf8)?;
         }
         Ok(Repr {
-            flags: packet.flags(),
+            flags: packet.flags() & !FLAG_HELD,
             channel: packet.channel(),
             cluster,
             node,
@@ -500,12 +592,24 @@ impl<'a> Repr<'a> {
                 bytes: echoes.bytes,
                 count: echoes.remaining,
             },
+            held: packet.held_bytes().map(HeldIds::Wire),
         })
     }
 
     /// Length of the emitted frame, tag included.
     pub fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.cluster.len() + self.node.len() + self.echoes.wire_len() + TAG_LEN
+        HEADER_LEN
+            + self.cluster.len()
+            + self.node.len()
+            + self.echoes.wire_len()
+            + self.held.map_or(0, |h| 1 + 4 * h.len())
+            + TAG_LEN
+    }
+
+    /// The flags as emitted: [`FLAG_HELD`] set exactly when there is a held list.
+    fn wire_flags(&self) -> u8 {
+        let held = if self.held.is_some() { FLAG_HELD } else { 0 };
+        (self.flags & !FLAG_HELD) | held
     }
 
     fn validate(&self) -> Result<(), EmitError> {
@@ -524,6 +628,9 @@ impl<'a> Repr<'a> {
         if self.flags & !KNOWN_FLAGS != 0 {
             return Err(EmitError::BadFlags);
         }
+        if self.held.is_some_and(|h| h.len() > MAX_HELD) {
+            return Err(EmitError::TooManyHeld);
+        }
         if self.buffer_len() > MAX_FRAME_LEN {
             return Err(EmitError::TooLong);
         }
@@ -537,7 +644,7 @@ impl<'a> Repr<'a> {
         let buf = buf.get_mut(..len).ok_or(EmitError::BufferTooSmall)?;
         buf[field::MAGIC].copy_from_slice(&MAGIC);
         buf[field::VERSION] = VERSION;
-        buf[field::FLAGS] = self.flags;
+        buf[field::FLAGS] = self.wire_flags();
         buf[field::CHANNEL] = self.channel;
         // validate() bounds every length below, so the casts are exact.
         buf[field::CLUSTER_LEN] = self.cluster.len() as u8;
@@ -560,6 +667,14 @@ impl<'a> Repr<'a> {
             buf[at + 8..at + 16].copy_from_slice(&e.seq.to_be_bytes());
             buf[at + 16..at + 20].copy_from_slice(&e.hold_us.to_be_bytes());
             at += 20;
+        }
+        if let Some(held) = self.held {
+            buf[at] = held.len() as u8;
+            at += 1;
+            for id in held.iter() {
+                buf[at..at + 4].copy_from_slice(&id.to_be_bytes());
+                at += 4;
+            }
         }
         let mut mac = mac.clone();
         mac.update(&buf[..at]);

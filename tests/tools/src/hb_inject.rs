@@ -288,6 +288,7 @@ fn forge_frames(f: &Forge, channel: u8, count: u32) -> anyhow::Result<Vec<Vec<u8
                 // The sender's uptime, display only: an hour.
                 timestamp_us: 3_600_000_000,
                 echoes: Echoes::List(&[]),
+                held: None,
             }
             .encode(&mac)
             .map_err(|e| anyhow!("encoding the forged frame: {e}"))

@@ -516,6 +516,68 @@ fn restart_after_down_is_a_restart_event() {
     assert_eq!(sim.node(0).snapshot(sim.now).peers[0].restarts, 1);
 }
 
+fn held(peer: &str, held: &[u32]) -> EventKind {
+    EventKind::PeerHeld {
+        peer: peer.into(),
+        held: held.to_vec(),
+    }
+}
+
+#[test]
+fn held_list_is_known_when_the_peer_comes_up_and_changes_are_events() {
+    let mut sim = Sim::new(&["a", "b"], &two_channels());
+    // a is Master of two instances from its first frame: b learns it with (before) a coming
+    // up. Unsorted and repeated ids in, sorted and unique out.
+    sim.node_mut(0).set_held(Some(vec![9, 4, 9]));
+    sim.run_until_ms(1000);
+    assert_eq!(
+        sim.kinds(1),
+        vec![
+            held("a", &[4, 9]),
+            up("a", 0),
+            peer_up("a", 1000),
+            up("a", 1)
+        ]
+    );
+    assert_eq!(sim.node(1).peer_held("a"), Some(&[4, 9][..]));
+    // b says nothing (no list): a sees an empty list and no event.
+    assert_eq!(sim.node(0).peer_held("b"), Some(&[][..]));
+    assert!(!sim
+        .kinds(0)
+        .iter()
+        .any(|k| matches!(k, EventKind::PeerHeld { .. })));
+    sim.take_events(1);
+    // A change is one event, on the first frame that carries it; no repeat after.
+    sim.node_mut(0).set_held(Some(vec![4]));
+    sim.run_until_ms(2000);
+    assert_eq!(sim.kinds(1), vec![held("a", &[4])]);
+    sim.take_events(1);
+    // An empty list and no list mean the same: no event.
+    sim.node_mut(0).set_held(Some(vec![]));
+    sim.run_until_ms(2500);
+    assert_eq!(sim.kinds(1), vec![held("a", &[])]);
+    sim.take_events(1);
+    sim.node_mut(0).set_held(None);
+    sim.run_until_ms(2800);
+    assert!(sim.kinds(1).is_empty());
+    // A restarted a that holds again says so before it is up again.
+    sim.crash(0);
+    sim.run_until_ms(4000);
+    assert!(sim
+        .kinds(1)
+        .iter()
+        .any(|k| matches!(k, EventKind::PeerDown { .. })));
+    sim.take_events(1);
+    sim.start(0, 7000);
+    sim.node_mut(0).set_held(Some(vec![4]));
+    sim.run_until_ms(5000);
+    let kinds = sim.kinds(1);
+    let h = kinds.iter().position(|k| *k == held("a", &[4]));
+    let u = kinds.iter().position(|k| *k == peer_up("a", 7000));
+    assert!(h.is_some() && u.is_some() && h < u, "{kinds:?}");
+    assert_eq!(sim.node(0).held_omitted(), 0);
+}
+
 #[test]
 fn quick_restart_without_down() {
     let mut sim = Sim::new(&["a", "b"], &two_channels());
@@ -690,6 +752,7 @@ fn frame(
         seq,
         timestamp_us: 0,
         echoes: Echoes::List(&[]),
+        held: None,
     }
     .encode(&keyed_mac(key))
     .unwrap()

@@ -33,6 +33,7 @@ fn sample(echoes: &[EchoRepr<'static>]) -> Vec<u8> {
         seq: 42,
         timestamp_us: 123_456,
         echoes: Echoes::List(echoes),
+        held: None,
     }
     .encode(&mac())
     .unwrap()
@@ -88,10 +89,10 @@ fn round_trip() {
     assert_eq!(repr.encode(&mac()).unwrap(), bytes);
 }
 
-#[test]
-fn leaving_flag() {
-    let repr = Repr {
-        flags: FLAG_LEAVING,
+/// The shortest frame: one-letter names, no echoes, no held list, sequence 1.
+fn minimal() -> Repr<'static> {
+    Repr {
+        flags: 0,
         channel: 0,
         cluster: "c",
         node: "n",
@@ -99,12 +100,124 @@ fn leaving_flag() {
         seq: 1,
         timestamp_us: 0,
         echoes: Echoes::List(&[]),
+        held: None,
+    }
+}
+
+#[test]
+fn leaving_flag() {
+    let repr = Repr {
+        flags: FLAG_LEAVING,
+        ..minimal()
     };
     let bytes = repr.encode(&mac()).unwrap();
     assert_eq!(bytes.len(), MIN_FRAME_LEN);
     let p = Packet::new_checked(&bytes[..]).unwrap();
     assert!(p.leaving());
+    assert!(p.held().is_none());
     assert_eq!(Repr::parse(&p).unwrap(), repr);
+}
+
+#[test]
+fn held_list_round_trips_beside_echoes_and_leaving() {
+    let ids = [held_id("VI_1"), held_id("VI_2"), 7];
+    for (flags, held) in [
+        (0, Some(&ids[..])),
+        (FLAG_LEAVING, Some(&ids[..])),
+        (0, Some(&[][..])),
+        (0, None),
+    ] {
+        let echoes = sample_echoes();
+        let repr = Repr {
+            flags,
+            channel: 2,
+            cluster: "c",
+            node: "n",
+            incarnation: 1,
+            seq: 1,
+            timestamp_us: 0,
+            echoes: Echoes::List(&echoes),
+            held: held.map(HeldIds::List),
+        };
+        let bytes = repr.encode(&mac()).unwrap();
+        assert_eq!(bytes.len(), repr.buffer_len());
+        assert_eq!(bytes[5] & FLAG_HELD != 0, held.is_some());
+        let p = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(p.verify(&mac()));
+        assert_eq!(p.leaving(), flags & FLAG_LEAVING != 0);
+        assert_eq!(p.echoes().count(), echoes.len());
+        assert_eq!(
+            p.held().map(|h| h.iter().collect::<Vec<_>>()),
+            held.map(<[u32]>::to_vec)
+        );
+        assert_eq!(Repr::parse(&p).unwrap(), repr);
+    }
+    // Names, not VRIDs: distinct names give distinct ids, and the id is stable.
+    assert_ne!(held_id("VI_1"), held_id("VI_2"));
+    assert_eq!(held_id("VI_1"), held_id("VI_1"));
+    // FLAG_HELD given by hand without a list is not what gets sent.
+    let repr = Repr {
+        flags: FLAG_HELD,
+        ..minimal()
+    };
+    assert_eq!(repr.encode(&mac()).unwrap()[5], 0);
+    let many = vec![1u32; MAX_HELD + 1];
+    assert_eq!(
+        Repr {
+            held: Some(HeldIds::List(&many)),
+            ..repr
+        }
+        .encode(&mac()),
+        Err(EmitError::TooManyHeld)
+    );
+    // A full list fits beside one echo entry with the longest names (a pair).
+    let long = "x".repeat(MAX_NAME_LEN);
+    let echo = [EchoRepr {
+        node: long.as_bytes(),
+        incarnation: 1,
+        seq: 1,
+        hold_us: 0,
+    }];
+    let full = vec![3u32; MAX_HELD];
+    let r = Repr {
+        cluster: &long,
+        node: &long,
+        echoes: Echoes::List(&echo),
+        held: Some(HeldIds::List(&full)),
+        ..repr
+    };
+    assert!(r.buffer_len() <= MAX_FRAME_LEN);
+    assert!(r.encode(&mac()).is_ok());
+}
+
+#[test]
+fn held_list_length_is_checked() {
+    let repr = Repr {
+        held: Some(HeldIds::List(&[1, 2])),
+        ..minimal()
+    };
+    let bytes = repr.encode(&mac()).unwrap();
+    // The count says more ids than the frame has, or fewer: malformed either way.
+    let at = bytes.len() - TAG_LEN - 9;
+    for count in [3u8, 1, 255] {
+        let mut b = bytes.clone();
+        b[at] = count;
+        assert!(Packet::new_checked(&b[..]).is_err(), "count {count}");
+    }
+    // The flag cleared: the list's bytes are trailing garbage.
+    let mut b = bytes.clone();
+    b[5] = 0;
+    assert_eq!(
+        Packet::new_checked(&b[..]).err(),
+        Some(DecodeError::TooLong)
+    );
+    // The next flag bit up is still unknown.
+    let mut b = bytes;
+    b[5] |= 0x04;
+    assert_eq!(
+        Packet::new_checked(&b[..]).err(),
+        Some(DecodeError::BadFlags)
+    );
 }
 
 #[test]
@@ -146,7 +259,7 @@ fn structural_errors() {
     };
     assert_eq!(with(&|b| b[0] = b'X'), DecodeError::BadMagic);
     assert_eq!(with(&|b| b[4] = 2), DecodeError::BadVersion);
-    assert_eq!(with(&|b| b[5] = 0x02), DecodeError::BadFlags);
+    assert_eq!(with(&|b| b[5] = 0x04), DecodeError::BadFlags);
     assert_eq!(with(&|b| b[7] = 0), DecodeError::BadNameLength);
     assert_eq!(with(&|b| b[8] = 65), DecodeError::BadNameLength);
     assert_eq!(
@@ -168,16 +281,7 @@ fn structural_errors() {
 
 #[test]
 fn emit_refuses_what_it_cannot_encode() {
-    let base = Repr {
-        flags: 0,
-        channel: 0,
-        cluster: "c",
-        node: "n",
-        incarnation: 1,
-        seq: 1,
-        timestamp_us: 0,
-        echoes: Echoes::List(&[]),
-    };
+    let base = Repr { ..minimal() };
     assert_eq!(
         Repr { seq: 0, ..base }.encode(&mac()),
         Err(EmitError::ZeroSequence)
@@ -215,6 +319,7 @@ fn emit_refuses_what_it_cannot_encode() {
     assert_eq!(
         Repr {
             echoes: Echoes::List(&many),
+            held: None,
             ..base
         }
         .encode(&mac()),
@@ -233,6 +338,7 @@ fn emit_refuses_what_it_cannot_encode() {
     assert_eq!(
         Repr {
             echoes: Echoes::List(&big),
+            held: None,
             ..base
         }
         .encode(&mac()),
@@ -297,6 +403,7 @@ proptest! {
         seq in 1..u64::MAX,
         timestamp_us in any::<u64>(),
         echo_fields in proptest::collection::vec((name_strategy(), any::<u64>(), any::<u64>(), any::<u32>()), 0..8),
+        held in proptest::option::of(proptest::collection::vec(any::<u32>(), 0..40)),
     ) {
         let echoes: Vec<EchoRepr<'_>> = echo_fields
             .iter()
@@ -311,9 +418,11 @@ proptest! {
             seq,
             timestamp_us,
             echoes: Echoes::List(&echoes),
+            held: held.as_deref().map(HeldIds::List),
         };
         let bytes = repr.encode(&mac()).unwrap();
         prop_assert_eq!(bytes.len(), repr.buffer_len());
+        prop_assert_eq!(bytes[5] & FLAG_HELD != 0, held.is_some());
         let packet = Packet::new_checked(&bytes[..]).unwrap();
         prop_assert!(packet.verify(&mac()));
         prop_assert_eq!(Repr::parse(&packet).unwrap(), repr);

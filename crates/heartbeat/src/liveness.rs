@@ -782,13 +782,11 @@ impl Liveness {
 
         let peer = &mut self.peers[p];
         peer.timestamp_us = Some(packet.timestamp_us());
-        let same = match packet.held() {
-            Some(h) => h.iter().eq(peer.held.iter().copied()),
-            None => peer.held.is_empty(),
-        };
-        if !same {
-            let mut held: Vec<u32> = packet.held().map_or(Vec::new(), |h| h.iter().collect());
-            held.sort_unstable();
+        // Sorted here whatever order the sender used, so that a list in another order is
+        // not a change.
+        let mut held: Vec<u32> = packet.held().map_or(Vec::new(), |h| h.iter().collect());
+        held.sort_unstable();
+        if held != peer.held {
             peer.held.clone_from(&held);
             self.events.push_back(Event {
                 at: now,

@@ -42,10 +42,12 @@
 //! 1500-byte MTU, IPv4 or IPv6). Names are compared as bytes; [`Repr::parse`] additionally
 //! demands UTF-8.
 //!
-//! The held list (since the pair's first-election rule, still version 1: a frame without it
-//! is unchanged) tells a `fence_on_takeover` pair's node which instances its peer is Master
+//! The held list tells a `fence_on_takeover` pair's node which instances its peer is Master
 //! of. A node that starts while the peer's adverts do not reach it would otherwise see an
-//! empty segment and hold a first election for VIPs the peer still has.
+//! empty segment and hold a first election for VIPs the peer still has. It came after the
+//! rest of version 1 and a frame without it is unchanged, but a node built before it drops
+//! the frames that carry it (unknown flag) and sees the peer down: upgrade both nodes of a
+//! pair together.
 //!
 //! The echo entries give round-trip times without synchronised clocks: the node named in an
 //! entry looks up when it sent the echoed sequence number and computes
@@ -88,8 +90,9 @@ pub const FLAG_LEAVING: u8 = 0x01;
 /// Flag bit: a held list follows the echo entries (see the module doc).
 pub const FLAG_HELD: u8 = 0x02;
 const KNOWN_FLAGS: u8 = FLAG_LEAVING | FLAG_HELD;
-/// Most ids in a held list (its count is one byte). With one echo entry (a pair) and the
-/// longest names, a full list still fits [`MAX_FRAME_LEN`].
+/// Most ids in a held list (its count is one byte). With a pair's echo entries (at most two:
+/// the peer's current and candidate incarnations) and the longest names, a full list still
+/// fits [`MAX_FRAME_LEN`].
 pub const MAX_HELD: usize = 255;
 
 /// The id that stands for a VRRP instance in a held list: the first four bytes of the

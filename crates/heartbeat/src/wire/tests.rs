@@ -170,14 +170,23 @@ fn held_list_round_trips_beside_echoes_and_leaving() {
         .encode(&mac()),
         Err(EmitError::TooManyHeld)
     );
-    // A full list fits beside one echo entry with the longest names (a pair).
+    // A full list fits beside a pair's two echo entries (the peer's incarnation and a
+    // candidate one) with the longest names.
     let long = "x".repeat(MAX_NAME_LEN);
-    let echo = [EchoRepr {
-        node: long.as_bytes(),
-        incarnation: 1,
-        seq: 1,
-        hold_us: 0,
-    }];
+    let echo = [
+        EchoRepr {
+            node: long.as_bytes(),
+            incarnation: 1,
+            seq: 1,
+            hold_us: 0,
+        },
+        EchoRepr {
+            node: long.as_bytes(),
+            incarnation: 2,
+            seq: 1,
+            hold_us: 0,
+        },
+    ];
     let full = vec![3u32; MAX_HELD];
     let r = Repr {
         cluster: &long,

@@ -120,7 +120,11 @@ tandem_stop lb1
 tandem_start lb1 "$LAB_DIR/lb1.toml"
 wait_for "lb1's switch port up" 20 port_is lb1 up || fail "lb1 was not unfenced: $(tail -5 "$LAB_DIR/lb2.log")"
 wait_for "lb1's eth0 up" 5 eth0_is lb1 UP || fail "lb1's eth0 did not come back"
-expect "verified on in lb2's history" test "$(history_count on)" = 1
+# The port goes up when the simulator takes the SET; lb2 records the result after it has
+# read the port back, a moment later.
+on_recorded() { test "$(history_count on)" = 1; }
+wait_for "verified on in lb2's history" 5 on_recorded ||
+    fail "lb2's history has $(history_count on) verified 'on' records, not 1"
 wait_for "lb1 holds the VIP again" 20 holders_are $VIP lb1 || fail "lb1 did not take its VIP back: $(lab_holders $VIP)"
 "$TANDEM_BIN" fence history --socket "$LAB_DIR/lb2.sock"
 if grep -rlF -- "$community" "$LAB_DIR"/*.log "$LAB_DIR"/check.* 2>/dev/null; then

@@ -739,8 +739,15 @@ impl Daemon {
         };
         let start = pf.poll(now, wants, jitter);
         let allowed = pf.takeover_allowed();
-        if start {
-            let node = pf.peer().to_string();
+        let fence = start.then(|| pf.peer().to_string());
+        for inst in &mut self.insts {
+            // With the peer up, no Master heard and the peer not saying it is Master of this
+            // instance, the timer running out is the first election, not a takeover.
+            let first_election = pf.first_election(inst.held_id) && inst.heard_master.is_none();
+            inst.core
+                .set_takeover_allowed(now, allowed || first_election);
+        }
+        if let Some(node) = fence {
             let why = format!(
                 "{node} is silent on every heartbeat channel and this node would take its VIPs"
             );
@@ -751,16 +758,6 @@ impl Daemon {
                 let outcome = fencing::fence_node(&config, &node, FenceAction::Off).await;
                 let _ = tx.send((FenceAction::Off, outcome)).await;
             });
-        }
-        let Some(pf) = self.pair.as_ref() else {
-            return;
-        };
-        for inst in &mut self.insts {
-            // With the peer up, no Master heard and the peer not saying it is Master of this
-            // instance, the timer running out is the first election, not a takeover.
-            let first_election = pf.first_election(inst.held_id) && inst.heard_master.is_none();
-            inst.core
-                .set_takeover_allowed(now, allowed || first_election);
         }
     }
 
@@ -1033,8 +1030,8 @@ impl Daemon {
             if self.pair.is_some() {
                 self.pair_step(config);
             }
-            if self.insts.iter().any(|i| i.core.has_actions()) {
-                self.run_actions(nl).await;
+            // Adverts are most of the actions; the held list changes only with the VIPs.
+            if self.insts.iter().any(|i| i.core.has_actions()) && self.run_actions(nl).await {
                 self.publish_held(hb.as_ref());
             }
             if self.quorum.is_some() {
@@ -1268,8 +1265,10 @@ impl Daemon {
         }
     }
 
-    /// Execute every action the cores have queued, in order.
-    async fn run_actions(&mut self, nl: &Netlink) {
+    /// Execute every action the cores have queued, in order. Returns whether VIPs were added
+    /// or removed (what a pair's heartbeat held list follows).
+    async fn run_actions(&mut self, nl: &Netlink) -> bool {
+        let mut vips_changed = false;
         for ii in 0..self.insts.len() {
             while let Some(action) = self.insts[ii].core.poll_action() {
                 let inst = &mut self.insts[ii];
@@ -1299,8 +1298,14 @@ impl Daemon {
                             }
                         }
                     }
-                    Action::AddVips => once(add_vips(nl, inst)).await,
-                    Action::RemoveVips => once(remove_vips(nl, inst)).await,
+                    Action::AddVips => {
+                        once(add_vips(nl, inst)).await;
+                        vips_changed = true;
+                    }
+                    Action::RemoveVips => {
+                        once(remove_vips(nl, inst)).await;
+                        vips_changed = true;
+                    }
                     Action::SendGratuitous { repeat } => {
                         send_gratuitous(&mut self.garps[inst.garp].sender, inst, repeat)
                     }
@@ -1308,6 +1313,7 @@ impl Daemon {
                 }
             }
         }
+        vips_changed
     }
 
     /// A core changed state: log it, announce it, run the notify script.

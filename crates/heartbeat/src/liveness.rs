@@ -782,19 +782,25 @@ impl Liveness {
 
         let peer = &mut self.peers[p];
         peer.timestamp_us = Some(packet.timestamp_us());
-        // Sorted here whatever order the sender used, so that a list in another order is
-        // not a change.
-        let mut held: Vec<u32> = packet.held().map_or(Vec::new(), |h| h.iter().collect());
-        held.sort_unstable();
-        if held != peer.held {
-            peer.held.clone_from(&held);
-            self.events.push_back(Event {
-                at: now,
-                kind: EventKind::PeerHeld {
-                    peer: peer.name.clone(),
-                    held,
-                },
-            });
+        // Every frame carries the list: compare it in place (our senders sort it), and only
+        // on a difference build the sorted copy, so a list in another order is not a change.
+        let unchanged = match packet.held() {
+            Some(h) => h.iter().eq(peer.held.iter().copied()),
+            None => peer.held.is_empty(),
+        };
+        if !unchanged {
+            let mut held: Vec<u32> = packet.held().map_or(Vec::new(), |h| h.iter().collect());
+            held.sort_unstable();
+            if held != peer.held {
+                peer.held.clone_from(&held);
+                self.events.push_back(Event {
+                    at: now,
+                    kind: EventKind::PeerHeld {
+                        peer: peer.name.clone(),
+                        held,
+                    },
+                });
+            }
         }
         let link = &mut peer.links[c];
         link.last_seq = seq;

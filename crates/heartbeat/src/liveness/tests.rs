@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::wire::{keyed_mac, EchoRepr, Echoes, Packet, Repr};
+use crate::wire::{keyed_mac, EchoRepr, Echoes, HeldIds, Packet, Repr};
 
 const KEY: &[u8] = b"test-cluster-key";
 const CLUSTER: &str = "edge";
@@ -950,6 +950,26 @@ fn frame_after_a_missed_deadline_goes_down_then_up() {
             (t, peer_up("b", 2)),
         ]
     );
+}
+
+#[test]
+fn a_held_list_in_another_order_is_not_a_change() {
+    let t0 = Instant::now();
+    let (mut a, mut b, t1) = pair_by_hand(t0);
+    b.set_held(Some(vec![1, 2]));
+    let t = t1 + ms(100);
+    let f = b.poll_transmit(t).unwrap();
+    assert_eq!(a.handle_frame(t, ChannelId(0), &f.payload), Ok(()));
+    assert_eq!(a.poll_event().map(|e| e.kind), Some(held("b", &[1, 2])));
+    // Another implementation may send the same ids unsorted.
+    let t = t + ms(100);
+    let f = b.poll_transmit(t).unwrap();
+    let unsorted = resign(&f.payload, KEY, |repr, _| {
+        repr.held = Some(HeldIds::List(&[2, 1]));
+    });
+    assert_eq!(a.handle_frame(t, ChannelId(0), &unsorted), Ok(()));
+    assert_eq!(a.poll_event(), None);
+    assert_eq!(a.peer_held("b"), Some(&[1, 2][..]));
 }
 
 #[test]

@@ -70,6 +70,22 @@ timeout = "500ms"
 EOT
 }
 
+# fenced_instance NAME VRID PRIORITY VIP: a blank line and a [[vrrp_instance]] on eth0 with
+# 100 ms adverts, VIP/24 and fence_on_takeover, as the pair tests run them.
+fenced_instance() {
+    cat <<EOT
+
+[[vrrp_instance]]
+name = "$1"
+interface = "eth0"
+virtual_router_id = $2
+priority = $3
+advert_int = "100ms"
+virtual_ipaddress = ["$4/24"]
+fence_on_takeover = true
+EOT
+}
+
 # quorum_configs VIP: a cluster key and the configs of a quorum-mode lab of three, written to
 # LAB_DIR/{lb1,lb2,arb}.toml (hosts lb1 = .1, lb2 = .2, arb = .3 from lab_host): lb1 priority
 # 200 and lb2 100 share VI_1 (VRID 51, VIP/24 on eth0), arb is the arbiter.

@@ -28,26 +28,8 @@ pair_config() {
     local name=$1 peer=$2 p1=$3 p2=$4 delay=$5
     tandem_node_header "$name" | sed "s/^name = \"$name\"\$/name = \"$name\"\nfence_delay = \"$delay\"\nfence_random_delay = \"1s\"/"
     pair_cluster "239.192.0.2:5405"
-    cat <<EOT
-
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-virtual_router_id = 51
-priority = $p1
-advert_int = "100ms"
-virtual_ipaddress = ["$VIP1/24"]
-fence_on_takeover = true
-
-[[vrrp_instance]]
-name = "VI_2"
-interface = "eth0"
-virtual_router_id = 52
-priority = $p2
-advert_int = "100ms"
-virtual_ipaddress = ["$VIP2/24"]
-fence_on_takeover = true
-EOT
+    fenced_instance VI_1 51 "$p1" "$VIP1"
+    fenced_instance VI_2 52 "$p2" "$VIP2"
     fence_ipmi_config "$peer" "127.0.0.1:6231"
 }
 pair_config lb1 lb2 200 100 3s >"$LAB_DIR/lb1.toml"

@@ -50,15 +50,9 @@ interface = "eth1"
 group = "239.192.0.5:5405"
 interval = "100ms"
 timeout = "500ms"
-
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-virtual_router_id = 51
-priority = $prio
-advert_int = "100ms"
-virtual_ipaddress = ["$VIP/24"]
-fence_on_takeover = true
+EOT
+    fenced_instance VI_1 51 "$prio" "$VIP"
+    cat <<EOT
 
 [[fence_device]]
 name = "$peer-port"

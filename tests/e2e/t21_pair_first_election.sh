@@ -24,30 +24,8 @@ pair_config() {
     local name=$1 peer=$2 p1=$3
     tandem_node_header "$name"
     pair_cluster "239.192.0.2:5405"
-    cat <<EOT
-
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-virtual_router_id = 51
-priority = $p1
-advert_int = "100ms"
-virtual_ipaddress = ["$VIP1/24"]
-fence_on_takeover = true
-EOT
-    if [ "$name" = lb2 ]; then
-        cat <<EOT
-
-[[vrrp_instance]]
-name = "VI_3"
-interface = "eth0"
-virtual_router_id = 53
-priority = 100
-advert_int = "100ms"
-virtual_ipaddress = ["$VIP3/24"]
-fence_on_takeover = true
-EOT
-    fi
+    fenced_instance VI_1 51 "$p1" "$VIP1"
+    if [ "$name" = lb2 ]; then fenced_instance VI_3 53 100 "$VIP3"; fi
     fence_ipmi_config "$peer" "127.0.0.1:6231"
 }
 pair_config lb1 lb2 200 >"$LAB_DIR/lb1.toml"

@@ -17,37 +17,32 @@
 //! right there.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::task::{Context, Poll};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use tokio::io::unix::AsyncFd;
 
-struct Fd(TimerFd);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
+/// Non-blocking, and registered with no reactor: the VRRP loop waits on it in its own epoll
+/// set.
+pub(crate) struct Deadline {
+    fd: TimerFd,
+    armed: Option<Instant>,
 }
 
-pub(crate) struct Deadline {
-    fd: AsyncFd<Fd>,
-    armed: Option<Instant>,
+impl AsFd for Deadline {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl Deadline {
     pub fn new() -> io::Result<Self> {
-        let t = TimerFd::new(
+        let fd = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .map_err(io::Error::from)?;
-        // SAFETY: `Fd` owns the timerfd and keeps it open until the AsyncFd that owns `Fd`
-        // is dropped; as_raw_fd always returns that same descriptor.
-        let fd = unsafe { AsyncFd::register(Fd(t)) }.map_err(io::Error::from)?;
         Ok(Deadline { fd, armed: None })
     }
 
@@ -61,8 +56,6 @@ impl Deadline {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_nanos(1));
         self.fd
-            .get_ref()
-            .0
             .set(
                 Expiration::OneShot(TimeSpec::from_duration(ahead)),
                 TimerSetTimeFlags::empty(),
@@ -72,62 +65,55 @@ impl Deadline {
         Ok(())
     }
 
-    /// Ready once the armed deadline has passed. Polled straight on the descriptor's
-    /// readiness (no per-wait future, no waiter list): the event loop polls it on every
-    /// wake-up.
-    pub fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let mut guard = match self.fd.poll_read_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            match guard.try_io(|fd| fd.get_ref().0.wait().map_err(io::Error::from)) {
-                Ok(r) => {
-                    // One read consumes every expiration: say so now rather than learn it
-                    // from an EAGAIN (and an extra epoll round) on the next wait.
-                    guard.clear_ready();
-                    self.armed = None;
-                    return Poll::Ready(r);
-                }
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    /// Wait until the armed deadline has passed.
-    #[cfg(test)]
-    pub async fn fired(&mut self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_fired(cx)).await
+    /// The descriptor was readable: the armed deadline has passed.
+    ///
+    /// The expiration count is not read. Setting the timer again (the loop always arms
+    /// it before it waits, and [`arm`](Self::arm) always sets it once this has been called)
+    /// clears the count and with it the readability, so a read here would be one more
+    /// system call per advert for nothing.
+    pub fn fired(&mut self) {
+        self.armed = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn fires_at_the_deadline_not_before() {
+    fn readable(d: &Deadline, wait_ms: u16) -> bool {
+        let mut fds = [PollFd::new(d.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(wait_ms)).unwrap() == 1
+    }
+
+    #[test]
+    fn fires_at_the_deadline_not_before() {
         let mut d = Deadline::new().unwrap();
         for ms in [0u64, 1, 7, 30] {
             let at = Instant::now() + Duration::from_millis(ms);
             d.arm(at).unwrap();
-            tokio::time::timeout(Duration::from_secs(5), d.fired())
-                .await
-                .expect("timer fired")
-                .unwrap();
+            assert!(readable(&d, 5000), "fired for {ms} ms");
             assert!(Instant::now() >= at, "fired early for {ms} ms");
+            d.fired();
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_past_deadline_fires_at_once() {
+    #[test]
+    fn a_past_deadline_fires_at_once() {
         let mut d = Deadline::new().unwrap();
-        let at = Instant::now() - Duration::from_millis(50);
-        d.arm(at).unwrap();
-        tokio::time::timeout(Duration::from_secs(1), d.fired())
-            .await
-            .expect("fired")
-            .unwrap();
+        d.arm(Instant::now() - Duration::from_millis(50)).unwrap();
+        assert!(readable(&d, 1000));
+    }
+
+    /// What `fired` relies on: arming again clears an expiration nobody read, so the loop's
+    /// level-triggered wait does not spin on it.
+    #[test]
+    fn arming_again_clears_an_unread_expiration() {
+        let mut d = Deadline::new().unwrap();
+        d.arm(Instant::now()).unwrap();
+        assert!(readable(&d, 1000));
+        d.fired();
+        d.arm(Instant::now() + Duration::from_secs(60)).unwrap();
+        assert!(!readable(&d, 50), "still readable after re-arming");
     }
 }

@@ -8,11 +8,11 @@
 //! event loop on anything but the short netlink / socket operations an action needs, or let
 //! a malformed packet or control request panic the process.
 
+mod changes;
 pub mod control;
 mod deadline;
 mod events;
 pub mod fencing;
-mod gate;
 mod membership;
 mod notify;
 mod pair_fence;

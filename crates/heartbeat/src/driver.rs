@@ -154,6 +154,12 @@ impl Heartbeat {
         &mut self.events
     }
 
+    /// Hands the event stream to whoever waits on it apart from this handle (the daemon's
+    /// forwarding task); [`next_event`](Self::next_event) returns `None` afterwards.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        std::mem::replace(&mut self.events, mpsc::unbounded_channel().1)
+    }
+
     /// State of every peer, link and channel now; `None` if the driver has stopped.
     pub async fn snapshot(&self) -> Option<Snapshot> {
         let (tx, rx) = oneshot::channel();

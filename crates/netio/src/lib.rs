@@ -4,7 +4,7 @@
 //!
 //! * [`VrrpSocket`]: one raw IP protocol 112 socket per (interface, address family), set up
 //!   the way VRRP needs (TTL / hop limit 255, joined to 224.0.0.18 / ff02::12 on that interface
-//!   only, multicast loop off) and driven by tokio. It hands back the bytes of each received
+//!   only, multicast loop off), non-blocking, for the caller to wait on. It hands back the bytes of each received
 //!   VRRP message together with the facts that only the IP layer knows (source, destination,
 //!   TTL / hop limit).
 //! * [`Netlink`]: interface facts (index, MAC, up, primary IPv4, IPv6 link-local) and

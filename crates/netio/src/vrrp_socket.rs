@@ -3,11 +3,9 @@
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, RawFd};
-use std::task::{Context, Poll};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
-use tokio::io::unix::AsyncFd;
 
 /// Attempts of `send_to` against a full send buffer before it gives up.
 const SEND_RETRIES: usize = 5;
@@ -23,11 +21,21 @@ use crate::{vrrp_group, RecvMeta, IPPROTO_VRRP, VRRP_TTL};
 /// packets *addressed* to that address, which would drop every multicast advert (IPv4) or
 /// every unicast advert sent to another of our addresses (IPv6). With the source pinned per
 /// packet, a VIP added later to the interface can never become the advert's source.
+///
+/// Non-blocking and registered with no reactor: the daemon's VRRP loop waits on it with an
+/// epoll set of its own ([`AsFd`]), so that an idle node's adverts never pass through an
+/// async runtime's scheduler (see the daemon's `runtime` module).
 pub struct VrrpSocket {
-    fd: AsyncFd<Socket>,
+    fd: Socket,
     ifindex: u32,
     ifname: String,
     src: IpAddr,
+}
+
+impl AsFd for VrrpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl std::fmt::Debug for VrrpSocket {
@@ -47,16 +55,10 @@ fn ctx(err: io::Error, what: impl std::fmt::Display) -> io::Error {
 
 impl VrrpSocket {
     /// `src` is the source address for sending (IPv4 primary / unicast_src_ip, or the IPv6
-    /// link-local address). Must be called inside a tokio runtime.
+    /// link-local address).
     ///
     /// The family of the socket is the family of `src`.
     pub fn open(ifindex: u32, ifname: &str, src: IpAddr) -> io::Result<Self> {
-        // AsyncFd::new panics outside a runtime; the daemon wants an error it can report.
-        tokio::runtime::Handle::try_current().map_err(|e| {
-            io::Error::other(format!(
-                "VrrpSocket::open({ifname}) outside a tokio runtime: {e}"
-            ))
-        })?;
         if ifindex == 0 || ifname.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -70,16 +72,8 @@ impl VrrpSocket {
             }
             IpAddr::V6(_) => open_v6(ifindex, ifname).map_err(|(e, step)| ctx(e, what(step)))?,
         };
-        // SAFETY: the Socket owns its descriptor and keeps it open until the AsyncFd (its
-        // owner) is dropped; as_raw_fd always returns that same descriptor.
-        //
-        // Readable interest only: with writable interest every send produces an EPOLLOUT edge
-        // that wakes the event loop once more per advert for nothing. A raw socket's send
-        // buffer is practically never full; `send_to` copes when it is.
-        let fd = unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }
-            .map_err(|e| ctx(io::Error::from(e), what("register with tokio")))?;
         Ok(VrrpSocket {
-            fd,
+            fd: socket,
             ifindex,
             ifname: ifname.to_owned(),
             src,
@@ -113,15 +107,15 @@ impl VrrpSocket {
 
     /// Send one VRRP message (no IP header) to `dst` (multicast group or unicast peer).
     ///
-    /// The socket is not registered for writability (see `open`), so a full send buffer is
-    /// retried a few times a millisecond apart and then reported as `WouldBlock`: a late
-    /// advert is worse than a lost one, and the next one follows within an interval.
-    pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
+    /// A full send buffer is retried a few times a millisecond apart and then reported as
+    /// `WouldBlock`: a late advert is worse than a lost one, and the next one follows within
+    /// an interval. A raw socket's send buffer is practically never full.
+    pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
         self.check_family(dst)?;
         for _ in 0..SEND_RETRIES {
             match self.send_now(self.fd.as_raw_fd(), payload, dst) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 other => return other,
             }
@@ -129,45 +123,8 @@ impl VrrpSocket {
         self.send_now(self.fd.as_raw_fd(), payload, dst)
     }
 
-    /// Send without waiting: `WouldBlock` if the socket buffer is full. Same as
-    /// [`send_to`](Self::send_to) otherwise.
-    pub fn try_send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<()> {
-        self.check_family(dst)?;
-        self.send_now(self.fd.as_raw_fd(), payload, dst)
-    }
-
-    /// Wait for and receive one packet.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            match guard.try_io(|s| self.recv_now(s.as_raw_fd(), buf)) {
-                Ok(res) => return res,
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    /// Poll form of [`recv`](Self::recv), for waiting on several sockets in one `poll_fn`
-    /// without allocating a future per socket. As with tokio's `poll_read_ready`, only the
-    /// task of the most recent call is woken, so poll a socket from one task only.
-    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<RecvMeta>> {
-        loop {
-            let mut guard = match self.fd.poll_read_ready(cx) {
-                Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            match guard.try_io(|s| self.recv_now(s.as_raw_fd(), buf)) {
-                Ok(res) => return Poll::Ready(res),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
     /// Receive one already-queued packet without waiting (`Ok(None)` when the queue is empty).
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> {
-        // Bypassing the AsyncFd readiness is fine: a stale "ready" only costs `recv` one extra
-        // EAGAIN, after which tokio clears it.
         match self.recv_now(self.fd.as_raw_fd(), buf) {
             Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -194,7 +151,7 @@ impl VrrpSocket {
             (IpAddr::V6(src), IpAddr::V6(dst)) => send_v6(fd, self.ifindex, src, dst, payload),
             _ => unreachable!("family checked by the caller"),
         };
-        // Keep WouldBlock untouched: tokio's try_io relies on its kind.
+        // Keep WouldBlock untouched: callers retry on its kind.
         let n = n.map_err(|e| {
             if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted {
                 e
@@ -528,9 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn open_outside_runtime_is_an_error_not_a_panic() {
-        let err = VrrpSocket::open(1, "lo", IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap_err();
-        assert!(err.to_string().contains("tokio runtime"), "{err}");
+    fn netlink_outside_runtime_is_an_error_not_a_panic() {
         assert!(crate::Netlink::new().is_err());
     }
 

@@ -390,17 +390,7 @@ fn main() -> ExitCode {
                 eprintln!("tandem: refusing to start: this machine does not match the config");
                 return ExitCode::from(1);
             }
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("tandem: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match rt.block_on(tandem_daemon::run(cfg, tandem_daemon::RunOptions { join })) {
+            match tandem_daemon::run(cfg, tandem_daemon::RunOptions { join }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("fatal: {e:#}");

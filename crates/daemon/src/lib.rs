@@ -2,7 +2,8 @@
 //! (`tandem-vrrp`) to the I/O shells (`tandem-netio`) and serves the control socket.
 //!
 //! Role: move bytes and deadlines between sockets, timers and cores, execute the actions the
-//! cores return, and report state. One task owns all protocol state; nothing else mutates it.
+//! cores return, and report state. One thread (the VRRP loop) owns all protocol state;
+//! nothing else mutates it.
 //!
 //! Must never: make a protocol decision itself (that belongs in a sans-IO core), block the
 //! event loop on anything but the short netlink / socket operations an action needs, or let

@@ -79,8 +79,17 @@ pub struct Coordinator {
     reports: BTreeMap<String, BTreeMap<String, GroupReport>>,
     /// Nodes this leader is fencing or has fenced; forgotten when the node is heard again.
     fencing: BTreeMap<String, Fencing>,
-    /// Nodes this leader fenced that were heard again: their devices may go back on.
+    /// Per node: the process (incarnation) its latest report came from.
+    incarnation: BTreeMap<String, u64>,
+    /// Per node being fenced or fenced: the process that was running when the fence began,
+    /// if it had reported.
+    fenced_process: BTreeMap<String, u64>,
+    /// Nodes this leader fenced that were heard again from a new process: their devices may
+    /// go back on.
     unfence_due: Vec<String>,
+    /// Nodes this leader fenced whose fenced process is talking again: the fence did not
+    /// stop it.
+    fence_defied: Vec<String>,
 }
 
 impl Coordinator {
@@ -93,7 +102,10 @@ impl Coordinator {
             last_seen: BTreeMap::new(),
             reports: BTreeMap::new(),
             fencing: BTreeMap::new(),
+            incarnation: BTreeMap::new(),
+            fenced_process: BTreeMap::new(),
             unfence_due: Vec::new(),
+            fence_defied: Vec::new(),
         }
     }
 
@@ -115,8 +127,7 @@ impl Coordinator {
         self.last_renew.clear();
         self.last_seen.clear();
         self.reports.clear();
-        self.fencing.clear();
-        self.unfence_due.clear();
+        self.forget_fencing();
     }
 
     pub fn step_down(&mut self) {
@@ -124,34 +135,68 @@ impl Coordinator {
         self.last_renew.clear();
         self.last_seen.clear();
         self.reports.clear();
-        self.fencing.clear();
-        self.unfence_due.clear();
+        self.forget_fencing();
     }
 
-    /// A node reported its groups (unlogged, over the transport).
-    pub fn reported(&mut self, node: &str, groups: BTreeMap<String, GroupReport>, now: Instant) {
+    fn forget_fencing(&mut self) {
+        self.fencing.clear();
+        self.incarnation.clear();
+        self.fenced_process.clear();
+        self.unfence_due.clear();
+        self.fence_defied.clear();
+    }
+
+    /// A node reported its groups (unlogged, over the transport) from its process
+    /// `incarnation` (drawn at each start).
+    pub fn reported(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        groups: BTreeMap<String, GroupReport>,
+        now: Instant,
+    ) {
         self.last_seen.insert(node.to_string(), now);
         self.reports.insert(node.to_string(), groups);
-        self.heard(node);
+        self.heard(node, Some(incarnation));
+        self.incarnation.insert(node.to_string(), incarnation);
     }
 
-    /// A node we fenced (or failed to) is talking again: a later silence is a new failure.
-    fn heard(&mut self, node: &str) {
+    /// A node we fenced (or failed to) is talking again: the fence no longer stands (nothing
+    /// is taken from a node heard since), and a later silence is a new failure.
+    ///
+    /// A fenced node's devices go back on only for a new process: a report whose
+    /// `incarnation` differs from the one running when the fence began. The fenced process
+    /// itself talking (a report of that incarnation, late on the wire or from behind a
+    /// fence that did not stop it, or a renewal (`None`), which only the process that held
+    /// the lease sends) proves no restart.
+    fn heard(&mut self, node: &str, incarnation: Option<u64>) {
         match self.fencing.get(node) {
             Some(Fencing::Fenced(_)) => {
                 self.fencing.remove(node);
-                self.unfence_due.push(node.to_string());
+                let before = self.fenced_process.remove(node);
+                match incarnation {
+                    Some(inc) if before != Some(inc) => self.unfence_due.push(node.to_string()),
+                    _ => self.fence_defied.push(node.to_string()),
+                }
             }
             Some(Fencing::Failed(_)) => {
                 self.fencing.remove(node);
+                self.fenced_process.remove(node);
             }
             Some(Fencing::InFlight) | None => {}
         }
     }
 
-    /// The nodes this leader fenced that have been heard again since the last call.
+    /// The nodes this leader fenced that have been heard again, from a new process, since
+    /// the last call.
     pub fn take_unfence_due(&mut self) -> Vec<String> {
         std::mem::take(&mut self.unfence_due)
+    }
+
+    /// The nodes this leader fenced whose fenced process has been heard again since the
+    /// last call: the fence was verified but did not stop it.
+    pub fn take_fence_defied(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.fence_defied)
     }
 
     pub fn fencing(&self, node: &str) -> Option<Fencing> {
@@ -201,6 +246,10 @@ impl Coordinator {
         }
         for (node, _) in &due {
             self.fencing.insert(node.clone(), Fencing::InFlight);
+            match self.incarnation.get(node) {
+                Some(&inc) => self.fenced_process.insert(node.clone(), inc),
+                None => self.fenced_process.remove(node),
+            };
         }
         due
     }
@@ -232,6 +281,7 @@ impl Coordinator {
         let keep = |n: &String| members.contains(n);
         self.last_seen.retain(|n, _| keep(n));
         self.reports.retain(|n, _| keep(n));
+        self.incarnation.retain(|n, _| keep(n));
     }
 
     /// This leader committed a renewal or grant of `group` for `holder` at `now`.
@@ -239,7 +289,7 @@ impl Coordinator {
         if self.is_leader() {
             self.last_renew.insert(group.to_string(), now);
             self.last_seen.insert(holder.to_string(), now);
-            self.heard(holder);
+            self.heard(holder, None);
         }
     }
 
@@ -461,7 +511,7 @@ mod tests {
         c.become_leader(now);
         let mut s = ClusterState::default();
         for (n, p) in [("lb1", 200), ("lb2", 100)] {
-            c.reported(n, fenced_report(p, true, fence), now);
+            c.reported(n, 1, fenced_report(p, true, fence), now);
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: fenced_report(p, true, fence),
@@ -478,7 +528,7 @@ mod tests {
         c.renewed("VI_1", "lb1", t0);
         let mut t = t0;
         while t < t0 + timing().fence_after() {
-            c.reported("lb2", fenced_report(100, true, true), t);
+            c.reported("lb2", 1, fenced_report(100, true, true), t);
             assert!(c.fences_due(&s, t).is_empty(), "fenced at {:?}", t - t0);
             t += Duration::from_millis(10);
         }
@@ -502,7 +552,7 @@ mod tests {
         assert!(c.fences_due(&s, t).is_empty(), "one fence at a time");
         // While the fence runs, not even the end of the lease moves the group.
         let late = t0 + 3 * LEASE;
-        c.reported("lb2", fenced_report(100, true, true), late);
+        c.reported("lb2", 1, fenced_report(100, true, true), late);
         assert!(grants(&c.decide(&s, late)).is_empty());
         c.fence_done("lb1", true, late);
         assert_eq!(
@@ -521,7 +571,7 @@ mod tests {
         let (mut c, s, t) = fenced_setup(t0);
         assert_eq!(c.fences_due(&s, t).len(), 1);
         let t = t + Duration::from_millis(50);
-        c.reported("lb2", fenced_report(100, true, true), t);
+        c.reported("lb2", 1, fenced_report(100, true, true), t);
         c.fence_done("lb1", true, t);
         assert!(t < t0 + LEASE);
         assert_eq!(grants(&c.decide(&s, t)).len(), 1);
@@ -535,7 +585,7 @@ mod tests {
         c.fence_done("lb1", false, t);
         let mut u = t;
         while u < t + FENCE_RETRY {
-            c.reported("lb2", fenced_report(100, true, true), u);
+            c.reported("lb2", 1, fenced_report(100, true, true), u);
             assert!(
                 grants(&c.decide(&s, u)).is_empty(),
                 "stolen after a failed fence"
@@ -554,7 +604,7 @@ mod tests {
         c.fence_done("lb1", true, t);
         assert!(matches!(c.fencing("lb1"), Some(Fencing::Fenced(_))));
         assert!(c.take_unfence_due().is_empty());
-        c.reported("lb1", fenced_report(200, true, true), t);
+        c.reported("lb1", 2, fenced_report(200, true, true), t);
         assert_eq!(c.fencing("lb1"), None);
         assert_eq!(
             c.take_unfence_due(),
@@ -568,6 +618,57 @@ mod tests {
         );
     }
 
+    /// [`fenced_setup`] with lb1's fence started and verified.
+    fn lb1_fenced(t0: Instant) -> (Coordinator, ClusterState, Instant) {
+        let (mut c, s, t) = fenced_setup(t0);
+        assert_eq!(c.fences_due(&s, t).len(), 1);
+        c.fence_done("lb1", true, t);
+        (c, s, t)
+    }
+
+    /// The process that was fenced talking again (a report late on the wire, or a fence that
+    /// was read back as off but did not stop it) is not a restart: its devices stay as they
+    /// are, the operator hears of it, and a later silence is a new failure.
+    #[test]
+    fn the_fenced_process_heard_again_is_not_unfenced() {
+        let (mut c, s, t) = lb1_fenced(Instant::now());
+        c.reported("lb1", 1, fenced_report(200, true, true), t);
+        assert_eq!(c.fencing("lb1"), None);
+        assert!(c.take_unfence_due().is_empty(), "same process: no unfence");
+        assert_eq!(c.take_fence_defied(), ["lb1"]);
+        assert!(c.take_fence_defied().is_empty(), "once");
+        let later = t + timing().fence_after() + Duration::from_millis(10);
+        c.reported("lb2", 1, fenced_report(100, true, true), later);
+        assert_eq!(
+            c.fences_due(&s, later).len(),
+            1,
+            "silent again: fenced again"
+        );
+    }
+
+    /// A renewal after the fence comes from the process that held the lease: the fence no
+    /// longer stands, and it is no restart.
+    #[test]
+    fn a_renewal_after_the_fence_is_the_fenced_process() {
+        let (mut c, _, t) = lb1_fenced(Instant::now());
+        c.renewed("VI_1", "lb1", t);
+        assert_eq!(c.fencing("lb1"), None);
+        assert!(c.take_unfence_due().is_empty());
+        assert_eq!(c.take_fence_defied(), ["lb1"]);
+    }
+
+    /// A holder this leader never heard a report from (silent since the election) has no
+    /// known process: whatever reports after the fence is taken as a new one.
+    #[test]
+    fn a_fenced_node_never_heard_before_is_unfenced_when_it_reports() {
+        let (mut c, s, t) = fenced_setup(Instant::now());
+        c.incarnation.remove("lb1");
+        assert_eq!(c.fences_due(&s, t).len(), 1);
+        c.fence_done("lb1", true, t);
+        c.reported("lb1", 1, fenced_report(200, true, true), t);
+        assert_eq!(c.take_unfence_due(), ["lb1"]);
+    }
+
     #[test]
     fn a_holder_that_reports_but_does_not_renew_is_replaced_without_a_fence() {
         let t0 = Instant::now();
@@ -576,8 +677,8 @@ mod tests {
         c.renewed("VI_1", "lb1", t0);
         let mut t = t0;
         while t < t0 + LEASE + MARGIN + Duration::from_millis(20) {
-            c.reported("lb1", fenced_report(200, true, true), t);
-            c.reported("lb2", fenced_report(100, true, true), t);
+            c.reported("lb1", 1, fenced_report(200, true, true), t);
+            c.reported("lb2", 1, fenced_report(100, true, true), t);
             assert!(c.fences_due(&s, t).is_empty(), "it talks: no fence");
             t += Duration::from_millis(10);
         }
@@ -602,7 +703,7 @@ mod tests {
         c.become_leader(t0);
         let mut s = ClusterState::default();
         for (n, p) in [("lb1", 200), ("lb2", 100)] {
-            c.reported(n, fenced_report(p, true, true), t0);
+            c.reported(n, 1, fenced_report(p, true, true), t0);
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: fenced_report(p, true, true),
@@ -612,13 +713,14 @@ mod tests {
         c.renewed("VI_1", "lb1", t0);
         c.reported(
             "lb1",
+            1,
             fenced_report(200, true, true),
             t0 + Duration::from_millis(340),
         );
         // killed at 345 ms
         let mut t = t0 + Duration::from_millis(345);
         while t < t0 + 3 * LEASE {
-            c.reported("lb2", fenced_report(100, true, true), t);
+            c.reported("lb2", 1, fenced_report(100, true, true), t);
             assert!(
                 grants(&c.decide(&s, t)).is_empty(),
                 "stolen unfenced at {:?}",
@@ -641,9 +743,9 @@ mod tests {
         apply_all(&c, &mut s, t0);
         c.renewed("VI_1", "lb1", t0);
         // lb1's last report came after its last renewal, then it died.
-        c.reported("lb1", report(200, true), t0 + Duration::from_millis(150));
+        c.reported("lb1", 1, report(200, true), t0 + Duration::from_millis(150));
         let t = t0 + LEASE + MARGIN;
-        c.reported("lb2", report(100, true), t);
+        c.reported("lb2", 1, report(100, true), t);
         assert_eq!(
             c.decide(&s, t),
             vec![Command::Grant {
@@ -744,7 +846,7 @@ mod tests {
             .decide(&s, now)
             .iter()
             .all(|c| !matches!(c, Command::Report { .. })));
-        c.reported("lb2", report(0, true), now);
+        c.reported("lb2", 1, report(0, true), now);
         assert!(c.decide(&s, now).contains(&Command::Report {
             node: "lb2".into(),
             groups: report(0, true)
@@ -760,7 +862,7 @@ mod tests {
         // lb2 keeps reporting, lb1 goes silent.
         let mut t = t0;
         while t < t0 + LEASE + MARGIN {
-            c.reported("lb2", report(100, true), t);
+            c.reported("lb2", 1, report(100, true), t);
             let cmds = c.decide(&s, t);
             assert!(
                 cmds.iter().all(|c| !matches!(c, Command::Grant { .. })),
@@ -769,7 +871,7 @@ mod tests {
             );
             t += Duration::from_millis(10);
         }
-        c.reported("lb2", report(100, true), t);
+        c.reported("lb2", 1, report(100, true), t);
         assert_eq!(
             c.decide(&s, t),
             vec![Command::Grant {
@@ -857,7 +959,7 @@ mod tests {
             epoch: 1,
         });
         for (n, p) in [("lb1", 200), ("lb2", 100)] {
-            c.reported(n, report(p, false), t0);
+            c.reported(n, 1, report(p, false), t0);
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: report(p, false),
@@ -877,7 +979,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut c, mut s) = setup(t0);
         apply_all(&c, &mut s, t0);
-        c.reported("lb1", report(0, true), t0);
+        c.reported("lb1", 1, report(0, true), t0);
         apply_all(&c, &mut s, t0);
         let cmds = apply_all(&c, &mut s, t0);
         assert!(cmds.contains(&Command::Move {
@@ -887,7 +989,7 @@ mod tests {
         }));
         // Everyone faulted: a free group stays free.
         let mut s2 = ClusterState::default();
-        c.reported("lb2", report(0, true), t0);
+        c.reported("lb2", 1, report(0, true), t0);
         for n in ["lb1", "lb2"] {
             s2.apply(&Command::Report {
                 node: n.into(),
@@ -945,7 +1047,7 @@ mod tests {
                     }
                     1 | 2 => {
                         let (n, p) = if kind == 1 { ("lb2", 100) } else { ("lb1", 200) };
-                        c.reported(n, fenced_report(p, true, true), now);
+                        c.reported(n, 1, fenced_report(p, true, true), now);
                         fenced.remove(n);
                         heard.insert(n.to_string(), now);
                     }
@@ -1001,8 +1103,8 @@ mod tests {
                             last_renew = now;
                         }
                     }
-                    1 => c.reported("lb2", report(100, true), now),
-                    2 => c.reported("lb1", report(200, true), now),
+                    1 => c.reported("lb2", 1, report(100, true), now),
+                    2 => c.reported("lb1", 1, report(200, true), now),
                     _ => {}
                 }
                 let before = s.lease("VI_1");

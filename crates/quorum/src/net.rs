@@ -58,6 +58,8 @@ pub enum Rpc {
     /// changed).
     Report {
         node: String,
+        /// The sender's process, drawn at its start.
+        incarnation: u64,
         groups: std::collections::BTreeMap<String, GroupReport>,
     },
     /// A membership change (`tandem node add|remove`) for the leader to make.

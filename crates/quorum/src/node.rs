@@ -300,6 +300,9 @@ struct Shared {
     held_changed: Notify,
     /// Commit latencies of our successful renewals (`QuorumView::renew_latency_us`).
     renew_latency: Mutex<LatencyRing>,
+    /// This process, drawn at start: a leader that fenced us tells our restart from our old
+    /// process talking again by it.
+    incarnation: u64,
 }
 
 type Boot = (
@@ -398,6 +401,7 @@ async fn boot(cfg: QuorumConfig) -> Result<Boot, StartError> {
         leases: leases_tx,
         held_changed: Notify::new(),
         renew_latency: Mutex::new(LatencyRing::new(RENEW_LATENCY_SAMPLES)),
+        incarnation: new_incarnation()?,
     });
     tokio::spawn(net::serve(
         listener,
@@ -663,7 +667,13 @@ impl Shared {
     fn is_voter(&self, name: &str) -> bool {
         let id = node_id(name);
         let m = self.raft.metrics().borrow().membership_config.clone();
-        let voter = m.membership().voter_ids().any(|v| v == id);
+        // The newest configuration: a node being removed stops counting from the joint
+        // configuration on (as the state machine's lease check does).
+        let voter = m
+            .membership()
+            .get_joint_config()
+            .last()
+            .is_some_and(|c| c.contains(&id));
         voter
     }
 
@@ -784,7 +794,11 @@ impl Handler for Server {
                 Rpc::Membership(change) => {
                     RpcReply::Membership(s.change_membership_local(change).await)
                 }
-                Rpc::Report { node, groups } => {
+                Rpc::Report {
+                    node,
+                    incarnation,
+                    groups,
+                } => {
                     if !s.is_voter(&node) {
                         // A removed node that still runs must not be granted anything.
                         return RpcReply::Report(Err(ProposeError::Failed(format!(
@@ -793,7 +807,7 @@ impl Handler for Server {
                     }
                     let mut c = lock(&s.coordinator);
                     if c.is_leader() {
-                        c.reported(&node, groups, Instant::now());
+                        c.reported(&node, incarnation, groups, Instant::now());
                         RpcReply::Report(Ok(()))
                     } else {
                         RpcReply::Report(Err(ProposeError::NotLeader {
@@ -927,12 +941,13 @@ async fn report(s: Arc<Shared>) {
         let leader = s.raft.metrics().borrow().current_leader;
         let Some(leader) = leader else { continue };
         if leader == node_id(&s.cfg.me) {
-            lock(&s.coordinator).reported(&s.cfg.me, groups, Instant::now());
+            lock(&s.coordinator).reported(&s.cfg.me, s.incarnation, groups, Instant::now());
             continue;
         }
         let Some(peer) = s.peer(leader) else { continue };
         let rpc = Rpc::Report {
             node: s.cfg.me.clone(),
+            incarnation: s.incarnation,
             groups,
         };
         let r = peer.lock().await.call(&rpc, s.rpc_timeout()).await;
@@ -986,6 +1001,9 @@ async fn coordinate(s: Arc<Shared>) {
             } else {
                 tracing::info!(%node, "raft: the fenced node is back; unfence = \"manual\": its devices stay as they are");
             }
+        }
+        for node in lock(&s.coordinator).take_fence_defied() {
+            tracing::error!(%node, "raft: the process this leader fenced is talking again: the fence was read back as done but did not stop it; its devices are left as they are, and a new silence fences it again");
         }
         let cmds = lock(&s.coordinator).decide(&applied.state, Instant::now());
         for cmd in cmds {
@@ -1074,6 +1092,15 @@ async fn unfence(s: Arc<Shared>, node: String) {
     if let Err(e) = s.propose_local(record).await {
         tracing::warn!(%node, error = %e, "raft: the unfence result was not recorded");
     }
+}
+
+/// A random process id: a leader that fenced this node compares the one in our reports with
+/// the one it saw before the fence.
+fn new_incarnation() -> Result<u64, StartError> {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| StartError::Raft(format!("drawing the process incarnation: {e}")))?;
+    Ok(u64::from_le_bytes(b))
 }
 
 fn unix_ms() -> u64 {

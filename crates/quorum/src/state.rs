@@ -135,7 +135,7 @@ impl Reply {
     fn ok() -> Reply {
         Reply::default()
     }
-    fn no(reason: String) -> Reply {
+    pub(crate) fn no(reason: String) -> Reply {
         Reply {
             rejected: Some(reason),
             ..Reply::default()

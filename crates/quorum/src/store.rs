@@ -18,15 +18,15 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership, Vote,
+    AnyError, Entry, EntryPayload, LogId, Membership, RaftLogReader, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::state::{ClusterState, Reply};
-use crate::types::{NodeId, TypeConfig};
+use crate::state::{ClusterState, Command, Reply};
+use crate::types::{node_id, MemberNode, NodeId, TypeConfig};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -403,6 +403,25 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     }
 }
 
+/// A lease granted or renewed for a node that is not a voter of the newest membership (in
+/// log order, so every member decides alike) is refused: a node being removed (`tandem node
+/// remove`, from the joint configuration on) must not be handed a group during the change or
+/// keep one after it. A lease it got just before the change then runs out, as a silent
+/// holder's does, and the group is reassigned. Before the first membership entry there is
+/// nothing to check against.
+fn refuse_leaving_holder(cmd: &Command, m: &Membership<NodeId, MemberNode>) -> Option<Reply> {
+    let (Command::Grant { group, holder, .. } | Command::Renew { group, holder, .. }) = cmd else {
+        return None;
+    };
+    let newest = m.get_joint_config().last()?;
+    if newest.contains(&node_id(holder)) {
+        return None;
+    }
+    Some(Reply::no(format!(
+        "{holder} is not a voter of the newest membership: no lease of {group} for it"
+    )))
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = StateMachine;
 
@@ -428,7 +447,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 a.last_applied = Some(entry.log_id);
                 let mut reply = match entry.payload {
                     EntryPayload::Blank => Reply::default(),
-                    EntryPayload::Normal(cmd) => a.state.apply(&cmd),
+                    EntryPayload::Normal(cmd) => {
+                        match refuse_leaving_holder(&cmd, a.last_membership.membership()) {
+                            Some(no) => no,
+                            None => a.state.apply(&cmd),
+                        }
+                    }
                     EntryPayload::Membership(m) => {
                         a.last_membership = StoredMembership::new(Some(entry.log_id), m);
                         Reply::default()
@@ -519,4 +543,78 @@ pub fn inspect(state_dir: &Path) -> Result<Inspected, OpenError> {
         entries,
         applied,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn ids(names: &[&str]) -> BTreeSet<NodeId> {
+        names.iter().map(|n| node_id(n)).collect()
+    }
+
+    fn grant(holder: &str) -> Command {
+        Command::Grant {
+            group: "VI_1".into(),
+            holder: holder.into(),
+            epoch: 1,
+        }
+    }
+
+    fn renew(holder: &str) -> Command {
+        Command::Renew {
+            group: "VI_1".into(),
+            holder: holder.into(),
+            epoch: 1,
+        }
+    }
+
+    #[test]
+    fn a_node_being_removed_gets_no_lease() {
+        let uniform = Membership::<NodeId, MemberNode>::new(vec![ids(&["a", "b", "c"])], ());
+        for cmd in [grant("c"), renew("c")] {
+            assert!(refuse_leaving_holder(&cmd, &uniform).is_none(), "{cmd:?}");
+        }
+        // `tandem node remove c`: the joint configuration, then the new one.
+        let joint = Membership::<NodeId, MemberNode>::new(
+            vec![ids(&["a", "b", "c"]), ids(&["a", "b"])],
+            (),
+        );
+        let after = Membership::<NodeId, MemberNode>::new(vec![ids(&["a", "b"])], ());
+        for m in [&joint, &after] {
+            for cmd in [grant("c"), renew("c")] {
+                let no = refuse_leaving_holder(&cmd, m).expect("refused");
+                assert!(no.rejected.unwrap().contains("c is not a voter"));
+            }
+            assert!(refuse_leaving_holder(&grant("a"), m).is_none());
+        }
+        // Letting go and everything else stays open to it.
+        let release = Command::Release {
+            group: "VI_1".into(),
+            holder: "c".into(),
+            epoch: 1,
+        };
+        assert!(refuse_leaving_holder(&release, &after).is_none());
+    }
+
+    /// A node being added is a voter of the newest configuration as soon as the joint one
+    /// is in the log; a learner (not yet a voter) is not.
+    #[test]
+    fn a_node_being_added_may_hold_once_it_is_a_voter() {
+        let learner = Membership::<NodeId, MemberNode>::new(vec![ids(&["a", "b"])], ids(&["d"]));
+        assert!(refuse_leaving_holder(&grant("d"), &learner).is_some());
+        let joint = Membership::<NodeId, MemberNode>::new(
+            vec![ids(&["a", "b"]), ids(&["a", "b", "d"])],
+            (),
+        );
+        assert!(refuse_leaving_holder(&grant("d"), &joint).is_none());
+    }
+
+    #[test]
+    fn nothing_is_checked_before_the_first_membership() {
+        let none = Membership::<NodeId, MemberNode>::default();
+        assert!(refuse_leaving_holder(&grant("x"), &none).is_none());
+    }
 }

@@ -141,6 +141,44 @@ EOT
             fail "config of $n refused: $("$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" 2>&1)"
     done
 }
+# stays_for SECS CMD...: CMD keeps succeeding, polled every 50 ms, for SECS seconds.
+stays_for() {
+    local secs=$1 end
+    shift
+    end=$(($(date +%s%N) + secs * 1000000000))
+    while (($(date +%s%N) < end)); do
+        "$@" >/dev/null 2>&1 || return 1
+        sleep 0.05
+    done
+}
+# quorum_fenced VIP LEASE RENEW MARGIN [KEEP]: a quorum lab (quorum_configs: lb1, lb2, arb,
+# and a client) with fence_on_takeover, unfence = "auto" and those lease timings, lb1 and lb2
+# fenced through simulated BMCs on hosts bmc1 and bmc2 (port 6230, password in
+# LAB_DIR/bmc.pass, returned in BMC_PASS). KEEP = keep: lb1's BMC cuts it off without stopping
+# its daemon (lab_bmc).
+quorum_fenced() {
+    local vip=$1 lease=$2 renew=$3 margin=$4 keep=${5:-} n h
+    for h in lb1:1 lb2:2 arb:3 bmc1:11 bmc2:12 client:9; do lab_host "${h%:*}" "${h#*:}"; done
+    quorum_configs "$vip"
+    BMC_PASS=$(printf 'bmc-%05d%05d' $RANDOM $RANDOM)
+    printf '%s\n' "$BMC_PASS" >"$LAB_DIR/bmc.pass"
+    chmod 600 "$LAB_DIR/bmc.pass"
+    lab_bmc bmc1 lb1 "$(lab_ip4 bmc1)" 6230 "$BMC_PASS" "$keep"
+    lab_bmc bmc2 lb2 "$(lab_ip4 bmc2)" 6230 "$BMC_PASS"
+    for n in lb1 lb2 arb; do
+        sed -i -e "s/^lease = \"1s\"\$/lease = \"$lease\"/" -e "s/^lease_renew = .*/lease_renew = \"$renew\"/" \
+            -e "s/^lease_margin = .*/lease_margin = \"$margin\"\nunfence = \"auto\"/" \
+            -e 's/^mode = "quorum"$/mode = "quorum"\nfence_on_takeover = true/' "$LAB_DIR/$n.toml"
+        {
+            fence_ipmi_config lb1 "$(lab_ip4 bmc1):6230"
+            fence_ipmi_config lb2 "$(lab_ip4 bmc2):6230"
+        } >>"$LAB_DIR/$n.toml"
+        "$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" >"$LAB_DIR/check.$n.out" 2>&1 ||
+            fail "config of $n refused: $(cat "$LAB_DIR/check.$n.out")"
+    done
+    grep -q 'fence_on_takeover = true' "$LAB_DIR/lb1.toml" || fail "fence_on_takeover not set"
+    grep -q "^lease = \"$lease\"" "$LAB_DIR/arb.toml" || fail "the lease is not $lease"
+}
 # quorum_field NODE JQ-PATH: a field of the node's quorum status (e.g. .leader).
 quorum_field() { tandem_status "$1" --json 2>/dev/null | jq -r ".quorum$2"; }
 
@@ -171,17 +209,20 @@ vip_watch_verdict() {
 
 SIMS=$LAB_ROOT/tests/fixtures/sims
 
-# lab_bmc HOST NODE ADDR PORT PASS: a simulated BMC for NODE (OpenIPMI ipmi_sim, from
+# lab_bmc HOST NODE ADDR PORT PASS [KEEP]: a simulated BMC for NODE (OpenIPMI ipmi_sim, from
 # tests/fixtures/sims) running in HOST's namespace on ADDR:PORT, login admin / PASS. Powering
 # it off does to NODE what losing power does: its daemon dies (kill -9) and it drops off the
 # network (link down, its addresses and any VIP gone); powering it on brings the link and
-# NODE's own addresses back (restarting the daemon is the test's job). State in
-# LAB_DIR/bmc-NODE.
+# NODE's own addresses back (restarting the daemon is the test's job). With KEEP = keep, power
+# off leaves the daemon running: a fence that cuts the node off without stopping it, as a
+# switch port does. State in LAB_DIR/bmc-NODE.
 lab_bmc() {
-    local host=$1 node=$2 addr=$3 port=$4 pass=$5 ns
+    local host=$1 node=$2 addr=$3 port=$4 pass=$5 keep=${6:-} ns kill
     ns=$(lab_ns "$node")
+    kill="kill -9 \$(cat '$LAB_DIR/$node.pid') 2>/dev/null; "
+    [ "$keep" = keep ] && kill=
     lab_exec "$host" env SIM_BIND="$addr" BMC_USER=admin BMC_PASS="$pass" \
-        BMC_OFF_HOOK="kill -9 \$(cat '$LAB_DIR/$node.pid') 2>/dev/null; ip -n $ns link set eth0 down; ip -n $ns addr flush dev eth0 scope global" \
+        BMC_OFF_HOOK="${kill}ip -n $ns link set eth0 down; ip -n $ns addr flush dev eth0 scope global" \
         BMC_ON_HOOK="ip -n $ns addr add $(lab_ip4 "$node")/24 dev eth0; ip -n $ns addr add $(lab_ip6 "$node")/64 dev eth0 nodad; ip -n $ns link set eth0 up" \
         "$SIMS/ipmi/start-bmc.sh" "$port" "$LAB_DIR/bmc-$node" >/dev/null ||
         fail "the simulated BMC of $node did not start: $(cat "$LAB_DIR/bmc-$node/ipmi_sim.log" 2>/dev/null)"

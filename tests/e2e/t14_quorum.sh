@@ -23,16 +23,6 @@ q() { quorum_field "$@"; }
 has_quorum() { [ "$(q "$1" .quorum)" = true ]; }
 leader_is_known() { local l; l=$(q "$1" .leader); [ -n "$l" ] && [ "$l" != null ]; }
 group_holder_is() { [ "$(q "$1" '.groups.VI_1.holder')" = "$2" ]; }
-# stays_for SECONDS COMMAND...: COMMAND holds on every poll for that long.
-stays_for() {
-    local secs=$1 end
-    shift
-    end=$(($(date +%s%N) + secs * 1000000000))
-    while (($(date +%s%N) < end)); do
-        "$@" >/dev/null 2>&1 || return 1
-        sleep 0.05
-    done
-}
 
 step "start vip-watch, the arbiter, lb1 and lb2"
 ip netns exec "$(lab_ns client)" true # the client namespace exists

@@ -15,31 +15,9 @@
 # vip-watch checks for two holders over the whole test.
 source "$(dirname "$0")/lib.sh"
 lab_init
-lab_host lb1 1
-lab_host lb2 2
-lab_host arb 3
-lab_host bmc1 11
-lab_host bmc2 12
-lab_host client 9
 VIP=192.0.2.100
-quorum_configs $VIP
-bmc_pass=$(printf 'bmc-%05d%05d' $RANDOM $RANDOM)
-printf '%s\n' "$bmc_pass" >"$LAB_DIR/bmc.pass"
-chmod 600 "$LAB_DIR/bmc.pass"
-lab_bmc bmc1 lb1 "$(lab_ip4 bmc1)" 6230 "$bmc_pass"
-lab_bmc bmc2 lb2 "$(lab_ip4 bmc2)" 6230 "$bmc_pass"
-for n in lb1 lb2 arb; do
-    sed -i -e 's/^lease = "1s"$/lease = "30s"/' -e 's/^lease_renew = .*/lease_renew = "1s"/' \
-        -e 's/^lease_margin = .*/lease_margin = "500ms"\nunfence = "auto"/' \
-        -e 's/^mode = "quorum"$/mode = "quorum"\nfence_on_takeover = true/' "$LAB_DIR/$n.toml"
-    {
-        fence_ipmi_config lb1 "$(lab_ip4 bmc1):6230"
-        fence_ipmi_config lb2 "$(lab_ip4 bmc2):6230"
-    } >>"$LAB_DIR/$n.toml"
-    "$TANDEM_BIN" check -c "$LAB_DIR/$n.toml" >"$LAB_DIR/check.$n.out" 2>&1 ||
-        fail "config of $n refused: $(cat "$LAB_DIR/check.$n.out")"
-done
-grep -q 'fence_on_takeover = true' "$LAB_DIR/lb1.toml" || fail "fence_on_takeover not set"
+quorum_fenced $VIP 30s 1s 500ms
+bmc_pass=$BMC_PASS
 
 q() { quorum_field "$@"; }
 has_quorum() { [ "$(q "$1" .quorum)" = true ]; }
@@ -50,15 +28,6 @@ fences() {
         jq --arg s "$2" --argjson ok "$3" '[.[] | select(.node == "lb1" and .stage == $s and .ok == $ok)] | length'
 }
 fences_ge() { local n; n=$(fences "$1" "$2" "$3") && [ "$n" -ge "$4" ]; }
-stays_for() {
-    local secs=$1 end
-    shift
-    end=$(($(date +%s%N) + secs * 1000000000))
-    while (($(date +%s%N) < end)); do
-        "$@" >/dev/null 2>&1 || return 1
-        sleep 0.05
-    done
-}
 # power_on_lb1: the operator switches lb1 back on, heals its network and starts tandem.
 power_on_lb1() {
     lab_exec lb2 "$TANDEM_BIN" fence lb1 --action on --yes -c "$LAB_DIR/lb2.toml" >>"$LAB_DIR/out.poweron" 2>&1 ||

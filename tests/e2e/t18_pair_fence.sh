@@ -39,15 +39,6 @@ for n in lb1 lb2; do
         fail "config of $n refused: $(cat "$LAB_DIR/check.$n.out")"
 done
 
-stays_for() {
-    local secs=$1 end
-    shift
-    end=$(($(date +%s%N) + secs * 1000000000))
-    while (($(date +%s%N) < end)); do
-        "$@" >/dev/null 2>&1 || return 1
-        sleep 0.05
-    done
-}
 fencing_says() { tandem_status "$1" --json | jq -r '.fencing // ""' | grep -q "$2"; }
 history_count() {
     "$TANDEM_BIN" fence history --json --socket "$LAB_DIR/$1.sock" |

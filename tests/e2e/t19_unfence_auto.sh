@@ -80,15 +80,6 @@ history_count() {
     "$TANDEM_BIN" fence history --json --socket "$LAB_DIR/lb2.sock" |
         jq --arg a "$1" '[.[] | select(.node == "lb1" and .action == $a and .stage == "result" and .ok)] | length'
 }
-stays_for() {
-    local secs=$1 end
-    shift
-    end=$(($(date +%s%N) + secs * 1000000000))
-    while (($(date +%s%N) < end)); do
-        "$@" >/dev/null 2>&1 || return 1
-        sleep 0.05
-    done
-}
 fencing_says() { tandem_status lb2 --json | jq -r '.fencing // ""' | grep -q "$1"; }
 
 step "start lb1 and lb2"

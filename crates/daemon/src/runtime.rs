@@ -894,6 +894,7 @@ impl Daemon {
             ok,
             detail,
             stage,
+            process: None,
         };
         self.keep_fence(record);
     }

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::state::{ClusterState, Command, GroupReport};
+use crate::state::{ClusterState, Command, FenceStage, GroupReport};
 
 /// How long after a failed fence the leader tries again.
 pub const FENCE_RETRY: Duration = Duration::from_secs(5);
@@ -90,6 +90,10 @@ pub struct Coordinator {
     /// Nodes this leader fenced whose fenced process is talking again: the fence did not
     /// stop it.
     fence_defied: Vec<String>,
+    /// Nodes an earlier leader fenced (the log's last result for them is a verified "off"),
+    /// with the process it fenced when the record names it. Only for unfencing: a leader
+    /// takes nothing from a node for a fence it did not see itself.
+    fenced_earlier: BTreeMap<String, Option<u64>>,
 }
 
 impl Coordinator {
@@ -106,6 +110,7 @@ impl Coordinator {
             fenced_process: BTreeMap::new(),
             unfence_due: Vec::new(),
             fence_defied: Vec::new(),
+            fenced_earlier: BTreeMap::new(),
         }
     }
 
@@ -144,6 +149,29 @@ impl Coordinator {
         self.fenced_process.clear();
         self.unfence_due.clear();
         self.fence_defied.clear();
+        self.fenced_earlier.clear();
+    }
+
+    /// On election: the nodes the log says are fenced and not switched on since, so that a
+    /// new process of theirs is unfenced (`unfence = "auto"`) by whichever member leads when
+    /// it reports.
+    pub fn learn_fences(&mut self, state: &ClusterState) {
+        let mut last = BTreeMap::new();
+        for r in &state.fence_history {
+            if r.stage == FenceStage::Result {
+                last.insert(r.node.as_str(), r);
+            }
+        }
+        for (node, r) in last {
+            if r.action == "off" && r.ok && node != self.me {
+                self.fenced_earlier.insert(node.to_string(), r.process);
+            }
+        }
+    }
+
+    /// The process of `node` this leader is fencing or fenced, when known.
+    pub fn fenced_process(&self, node: &str) -> Option<u64> {
+        self.fenced_process.get(node).copied()
     }
 
     /// A node reported its groups (unlogged, over the transport) from its process
@@ -183,7 +211,21 @@ impl Coordinator {
                 self.fencing.remove(node);
                 self.fenced_process.remove(node);
             }
-            Some(Fencing::InFlight) | None => {}
+            Some(Fencing::InFlight) => {}
+            // A fence an earlier leader made: only a report, which names its process, tells
+            // (a renewal may come from a new process granted a lease since).
+            None => {
+                let Some(inc) = incarnation else {
+                    return;
+                };
+                if let Some(before) = self.fenced_earlier.remove(node) {
+                    if before == Some(inc) {
+                        self.fence_defied.push(node.to_string());
+                    } else {
+                        self.unfence_due.push(node.to_string());
+                    }
+                }
+            }
         }
     }
 
@@ -246,8 +288,14 @@ impl Coordinator {
         }
         for (node, _) in &due {
             self.fencing.insert(node.clone(), Fencing::InFlight);
-            match self.incarnation.get(node) {
-                Some(&inc) => self.fenced_process.insert(node.clone(), inc),
+            // What this leader heard, else what the log says (the holder may have led
+            // before, reporting to itself).
+            let process = self.incarnation.get(node).copied().or_else(|| {
+                let logged = state.members.get(node).map_or(0, |m| m.incarnation);
+                (logged != 0).then_some(logged)
+            });
+            match process {
+                Some(inc) => self.fenced_process.insert(node.clone(), inc),
                 None => self.fenced_process.remove(node),
             };
         }
@@ -339,11 +387,13 @@ impl Coordinator {
             return out;
         }
         for (node, groups) in &self.reports {
-            let logged = state.members.get(node).map(|m| &m.groups);
-            if logged != Some(groups) {
+            let incarnation = self.incarnation.get(node).copied().unwrap_or(0);
+            let logged = state.members.get(node).map(|m| (&m.groups, m.incarnation));
+            if logged != Some((groups, incarnation)) {
                 out.push(Command::Report {
                     node: node.clone(),
                     groups: groups.clone(),
+                    incarnation,
                 });
             }
         }
@@ -515,6 +565,7 @@ mod tests {
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: fenced_report(p, true, fence),
+                incarnation: 1,
             });
         }
         (c, s)
@@ -657,12 +708,13 @@ mod tests {
         assert_eq!(c.take_fence_defied(), ["lb1"]);
     }
 
-    /// A holder this leader never heard a report from (silent since the election) has no
-    /// known process: whatever reports after the fence is taken as a new one.
+    /// A holder whose process neither this leader nor the log knows (a log from before
+    /// processes were logged): whatever reports after the fence is taken as a new process.
     #[test]
-    fn a_fenced_node_never_heard_before_is_unfenced_when_it_reports() {
-        let (mut c, s, t) = fenced_setup(Instant::now());
+    fn a_fenced_node_whose_process_is_unknown_is_unfenced_when_it_reports() {
+        let (mut c, mut s, t) = fenced_setup(Instant::now());
         c.incarnation.remove("lb1");
+        s.members.get_mut("lb1").unwrap().incarnation = 0;
         assert_eq!(c.fences_due(&s, t).len(), 1);
         c.fence_done("lb1", true, t);
         c.reported("lb1", 1, fenced_report(200, true, true), t);
@@ -707,6 +759,7 @@ mod tests {
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: fenced_report(p, true, true),
+                incarnation: 1,
             });
         }
         apply_all(&c, &mut s, t0);
@@ -786,6 +839,7 @@ mod tests {
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: fenced_report(p, true, true),
+                incarnation: 1,
             });
         }
         s.apply(&Command::Grant {
@@ -849,8 +903,107 @@ mod tests {
         c.reported("lb2", 1, report(0, true), now);
         assert!(c.decide(&s, now).contains(&Command::Report {
             node: "lb2".into(),
-            groups: report(0, true)
+            groups: report(0, true),
+            incarnation: 1,
         }));
+        // A restart is logged even with the same groups: a later leader needs the process.
+        let (mut c, s) = setup(now);
+        c.reported("lb2", 9, fenced_report(100, true, false), now);
+        assert_eq!(
+            c.decide(&s, now)
+                .into_iter()
+                .filter(|c| matches!(c, Command::Report { .. }))
+                .collect::<Vec<_>>(),
+            [Command::Report {
+                node: "lb2".into(),
+                groups: fenced_report(100, true, false),
+                incarnation: 9,
+            }]
+        );
+    }
+
+    fn fence_result(node: &str, action: &str, ok: bool, process: Option<u64>) -> Command {
+        Command::Fence(crate::state::FenceRecord {
+            at_unix_ms: 0,
+            node: node.into(),
+            by: "lb2".into(),
+            action: action.into(),
+            ok,
+            detail: String::new(),
+            stage: FenceStage::Result,
+            process,
+        })
+    }
+
+    /// A leader elected after another one fenced lb1 learns the fence from the log: lb1's
+    /// fenced process reporting is no restart, a new process is unfenced, and nothing is
+    /// taken from lb1 for a fence this leader did not see.
+    #[test]
+    fn a_new_leader_learns_earlier_fences_from_the_log() {
+        let t0 = Instant::now();
+        let (_, mut s) = setup_with(t0, true);
+        s.apply(&fence_result("lb1", "off", true, Some(1)));
+        s.apply(&fence_result("lb2", "off", false, Some(5)));
+        let learned = |s: &ClusterState| {
+            let mut c = Coordinator::new("arb", timing());
+            c.become_leader(t0);
+            c.learn_fences(s);
+            c
+        };
+        let mut c = learned(&s);
+        assert_eq!(c.fencing("lb1"), None, "no fence of its own");
+        c.renewed("VI_1", "lb1", t0);
+        assert!(
+            c.take_fence_defied().is_empty(),
+            "a renewal names no process"
+        );
+        c.reported("lb2", 5, fenced_report(100, true, true), t0);
+        assert!(c.take_unfence_due().is_empty(), "lb2's fence failed");
+        c.reported("lb1", 1, fenced_report(200, true, true), t0);
+        assert_eq!(c.take_fence_defied(), ["lb1"]);
+        assert!(c.take_unfence_due().is_empty());
+
+        let mut c = learned(&s);
+        c.reported("lb1", 2, fenced_report(200, true, true), t0);
+        assert_eq!(c.take_unfence_due(), ["lb1"], "a new process");
+        c.reported("lb1", 2, fenced_report(200, true, true), t0);
+        assert!(c.take_unfence_due().is_empty(), "once");
+
+        // Switched on since (by the operator or a leader): nothing to learn.
+        s.apply(&fence_result("lb1", "on", true, None));
+        let mut c = learned(&s);
+        c.reported("lb1", 2, fenced_report(200, true, true), t0);
+        assert!(c.take_unfence_due().is_empty());
+        assert!(c.take_fence_defied().is_empty());
+
+        // Fenced again, by a leader that did not know lb1's process.
+        s.apply(&fence_result("lb1", "off", true, None));
+        let mut c = learned(&s);
+        c.reported("lb1", 2, fenced_report(200, true, true), t0);
+        assert_eq!(c.take_unfence_due(), ["lb1"]);
+    }
+
+    /// The holder led before (it reported to itself): a new leader knows its process from
+    /// the log, and a report of that process after the fence is no restart.
+    #[test]
+    fn the_fenced_process_is_known_from_the_log_to_a_new_leader() {
+        let t0 = Instant::now();
+        let (_, mut s) = setup_with(t0, true);
+        let mut c = Coordinator::new("arb", timing());
+        c.become_leader(t0);
+        apply_all(&c, &mut s, t0);
+        s.apply(&Command::Grant {
+            group: "VI_1".into(),
+            holder: "lb1".into(),
+            epoch: 1,
+        });
+        let t = t0 + timing().fence_after() + Duration::from_millis(10);
+        c.reported("lb2", 1, fenced_report(100, true, true), t);
+        assert_eq!(c.fences_due(&s, t).len(), 1);
+        c.fence_done("lb1", true, t);
+        c.reported("lb1", 1, fenced_report(200, true, true), t);
+        assert!(c.take_unfence_due().is_empty());
+        assert_eq!(c.take_fence_defied(), ["lb1"]);
     }
 
     #[test]
@@ -963,6 +1116,7 @@ mod tests {
             s.apply(&Command::Report {
                 node: n.into(),
                 groups: report(p, false),
+                incarnation: 1,
             });
         }
         assert!(c.decide(&s, t0).is_empty());
@@ -994,6 +1148,7 @@ mod tests {
             s2.apply(&Command::Report {
                 node: n.into(),
                 groups: report(0, true),
+                incarnation: 1,
             });
         }
         assert!(c

@@ -979,6 +979,7 @@ async fn coordinate(s: Arc<Shared>) {
                         "raft: this node is the leader; leases are counted from now"
                     );
                     c.become_leader(Instant::now());
+                    c.learn_fences(&s.sm.borrow().state);
                 }
                 None => c.step_down(),
             }
@@ -1003,7 +1004,7 @@ async fn coordinate(s: Arc<Shared>) {
             }
         }
         for node in lock(&s.coordinator).take_fence_defied() {
-            tracing::error!(%node, "raft: the process this leader fenced is talking again: the fence was read back as done but did not stop it; its devices are left as they are, and a new silence fences it again");
+            tracing::warn!(%node, "raft: the fenced node is heard again from the process that was running when it was fenced (its devices were switched on by hand, or the fence cut it off without stopping it): no automatic unfence; a new silence fences it again");
         }
         let cmds = lock(&s.coordinator).decide(&applied.state, Instant::now());
         for cmd in cmds {
@@ -1031,6 +1032,7 @@ async fn coordinate(s: Arc<Shared>) {
 /// coordinator, which reassigns the node's groups on a verified fence.
 async fn fence(s: Arc<Shared>, node: String, why: String) {
     tracing::warn!(%node, reason = %why, "raft: fencing");
+    let process = lock(&s.coordinator).fenced_process(&node);
     let record = |ok: bool, detail: String, stage: FenceStage| {
         Command::Fence(FenceRecord {
             at_unix_ms: unix_ms(),
@@ -1040,6 +1042,7 @@ async fn fence(s: Arc<Shared>, node: String, why: String) {
             ok,
             detail,
             stage,
+            process,
         })
     };
     if let Err(e) = s
@@ -1088,6 +1091,7 @@ async fn unfence(s: Arc<Shared>, node: String) {
         ok: outcome.verified,
         detail: outcome.detail,
         stage: FenceStage::Result,
+        process: None,
     });
     if let Err(e) = s.propose_local(record).await {
         tracing::warn!(%node, error = %e, "raft: the unfence result was not recorded");

@@ -32,6 +32,10 @@ pub struct Member {
     pub standby: bool,
     /// Its groups with their effective priorities, as last reported.
     pub groups: BTreeMap<String, GroupReport>,
+    /// The process that reported them (drawn at each start; 0: not known). Logged so that
+    /// any later leader can tell a restart from the fenced process talking again.
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// The lease of one group. `epoch` grows with every grant, so a renewal or release that names
@@ -72,6 +76,10 @@ pub struct FenceRecord {
     pub detail: String,
     #[serde(default)]
     pub stage: FenceStage,
+    /// A leader's fence: the node's process (incarnation) it fenced, when known. A later
+    /// leader tells a restart from that process talking again by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<u64>,
 }
 
 /// The application data of a Raft entry.
@@ -81,6 +89,8 @@ pub enum Command {
     Report {
         node: String,
         groups: BTreeMap<String, GroupReport>,
+        #[serde(default)]
+        incarnation: u64,
     },
     SetStandby {
         node: String,
@@ -177,8 +187,14 @@ impl ClusterState {
 
     pub fn apply(&mut self, cmd: &Command) -> Reply {
         match cmd {
-            Command::Report { node, groups } => {
-                self.members.entry(node.clone()).or_default().groups = groups.clone();
+            Command::Report {
+                node,
+                groups,
+                incarnation,
+            } => {
+                let m = self.members.entry(node.clone()).or_default();
+                m.groups = groups.clone();
+                m.incarnation = *incarnation;
                 Reply::ok()
             }
             Command::SetStandby { node, standby } => {
@@ -368,6 +384,7 @@ mod tests {
                 ok: true,
                 detail: String::new(),
                 stage: FenceStage::Result,
+                process: None,
             }));
         }
         assert_eq!(s.fence_history.len(), FENCE_HISTORY_LEN);

@@ -216,6 +216,7 @@ fn record(cfg: &tandem_config::Config, report: &FenceReport) {
         ok: report.success(),
         detail: report.summary(),
         stage: FenceStage::Result,
+        process: None,
     };
     let req = tandem_daemon::control::Request::RecordFence { record };
     match tandem_daemon::control::request(&cfg.node.control_socket, &req) {
@@ -356,6 +357,7 @@ mod history_tests {
             ok,
             detail: "d".into(),
             stage,
+            process: None,
         };
         let out = render_history(&[
             rec(FenceStage::Attempt, false),

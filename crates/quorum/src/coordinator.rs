@@ -94,6 +94,13 @@ pub struct Coordinator {
     /// with the process it fenced when the record names it. Only for unfencing: a leader
     /// takes nothing from a node for a fence it did not see itself.
     fenced_earlier: BTreeMap<String, Option<u64>>,
+    /// Per group: the holder of this leader's last committed grant or renewal.
+    holder_of: BTreeMap<String, String>,
+    /// Per node: when this leader last committed a grant of one of its groups to another
+    /// node. Until it is heard from after that, it is offered nothing: a holder killed just
+    /// after a report still counts as alive for a lease, and without this it got its group
+    /// back by preemption right after losing it, and lost it again a lease + margin later.
+    lost_at: BTreeMap<String, Instant>,
 }
 
 impl Coordinator {
@@ -111,6 +118,8 @@ impl Coordinator {
             unfence_due: Vec::new(),
             fence_defied: Vec::new(),
             fenced_earlier: BTreeMap::new(),
+            holder_of: BTreeMap::new(),
+            lost_at: BTreeMap::new(),
         }
     }
 
@@ -132,6 +141,8 @@ impl Coordinator {
         self.last_renew.clear();
         self.last_seen.clear();
         self.reports.clear();
+        self.holder_of.clear();
+        self.lost_at.clear();
         self.forget_fencing();
     }
 
@@ -140,6 +151,8 @@ impl Coordinator {
         self.last_renew.clear();
         self.last_seen.clear();
         self.reports.clear();
+        self.holder_of.clear();
+        self.lost_at.clear();
         self.forget_fencing();
     }
 
@@ -338,7 +351,21 @@ impl Coordinator {
             self.last_renew.insert(group.to_string(), now);
             self.last_seen.insert(holder.to_string(), now);
             self.heard(holder, None);
+            if let Some(before) = self.holder_of.insert(group.to_string(), holder.to_string()) {
+                if before != holder {
+                    self.lost_at.insert(before, now);
+                }
+            }
         }
+    }
+
+    /// Whether `node` was heard from since it last lost a group to another node.
+    fn heard_since_loss(&self, node: &str) -> bool {
+        node == self.me
+            || self
+                .lost_at
+                .get(node)
+                .is_none_or(|lost| self.last_seen.get(node).is_some_and(|seen| seen > lost))
     }
 
     /// Whether `node` was heard from within one lease (the leader itself always is).
@@ -418,6 +445,7 @@ impl Coordinator {
             state.members.get(node).is_some_and(|m| !m.standby)
                 && report(node).is_some_and(|r| r.priority > 0)
                 && self.alive(node, now)
+                && self.heard_since_loss(node)
                 && !matches!(
                     self.fencing.get(node),
                     Some(Fencing::InFlight | Fencing::Fenced(_))
@@ -1032,6 +1060,48 @@ mod tests {
                 holder: "lb2".into(),
                 epoch: 2
             }]
+        );
+    }
+
+    /// A holder killed right after a report counts as alive for a lease: once its group was
+    /// reassigned it must not get it back by preemption before it is heard from again; a
+    /// live one is, within a report interval, and then preempts as usual.
+    #[test]
+    fn a_holder_that_lost_its_group_is_offered_nothing_until_heard_again() {
+        let t0 = Instant::now();
+        let (mut c, mut s) = setup(t0);
+        apply_all(&c, &mut s, t0);
+        c.renewed("VI_1", "lb1", t0);
+        // Its last report comes well after its last renewal; then it is killed.
+        c.reported("lb1", 1, report(200, true), t0 + Duration::from_millis(240));
+        let mut t = t0;
+        while t <= t0 + LEASE + MARGIN {
+            c.reported("lb2", 1, report(100, true), t);
+            t += Duration::from_millis(10);
+        }
+        let granted = apply_all(&c, &mut s, t);
+        assert!(
+            matches!(grants(&granted)[..], [Command::Grant { holder, .. }] if holder == "lb2"),
+            "{granted:?}"
+        );
+        c.renewed("VI_1", "lb2", t);
+        assert!(c.alive("lb1", t), "still counted alive by its late report");
+        for _ in 0..20 {
+            t += Duration::from_millis(10);
+            c.reported("lb2", 1, report(100, true), t);
+            assert!(
+                apply_all(&c, &mut s, t).is_empty(),
+                "lb1 offered its group back without being heard"
+            );
+            c.renewed("VI_1", "lb2", t);
+        }
+        // A live lb1 reports again: it preempts.
+        c.reported("lb1", 1, report(200, true), t);
+        let cmds = c.decide(&s, t);
+        assert!(
+            cmds.iter()
+                .any(|c| matches!(c, Command::Move { to, .. } if to == "lb1")),
+            "{cmds:?}"
         );
     }
 

@@ -87,8 +87,7 @@ pub struct Coordinator {
     /// Nodes this leader fenced that were heard again from a new process: their devices may
     /// go back on.
     unfence_due: Vec<String>,
-    /// Nodes this leader fenced whose fenced process is talking again: the fence did not
-    /// stop it.
+    /// Fenced nodes whose fenced process is talking again (see `take_fence_defied`).
     fence_defied: Vec<String>,
     /// Nodes an earlier leader fenced (the log's last result for them is a verified "off"),
     /// with the process it fenced when the record names it. Only for unfencing: a leader
@@ -248,8 +247,9 @@ impl Coordinator {
         std::mem::take(&mut self.unfence_due)
     }
 
-    /// The nodes this leader fenced whose fenced process has been heard again since the
-    /// last call: the fence was verified but did not stop it.
+    /// The fenced nodes (by this leader or, per the log, an earlier one) whose fenced
+    /// process has been heard again since the last call: switched on by hand, or cut off
+    /// by the fence without being stopped.
     pub fn take_fence_defied(&mut self) -> Vec<String> {
         std::mem::take(&mut self.fence_defied)
     }

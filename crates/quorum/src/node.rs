@@ -663,18 +663,11 @@ impl Shared {
             .collect()
     }
 
-    /// Whether `name` is a voter of the current membership.
+    /// Whether `name` is a voter of the newest configuration, as the state machine's lease
+    /// check counts it.
     fn is_voter(&self, name: &str) -> bool {
-        let id = node_id(name);
         let m = self.raft.metrics().borrow().membership_config.clone();
-        // The newest configuration: a node being removed stops counting from the joint
-        // configuration on (as the state machine's lease check does).
-        let voter = m
-            .membership()
-            .get_joint_config()
-            .last()
-            .is_some_and(|c| c.contains(&id));
-        voter
+        store::newest_voter(m.membership(), name) == Some(true)
     }
 
     /// The leader committed `cmd`: feed the coordinator's clock.

@@ -403,6 +403,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     }
 }
 
+/// Whether `name` is a voter of the newest configuration of `m` (the last of a joint
+/// configuration: a node being removed stops counting from the joint configuration on);
+/// `None` before any membership.
+pub(crate) fn newest_voter(m: &Membership<NodeId, MemberNode>, name: &str) -> Option<bool> {
+    let newest = m.get_joint_config().last()?;
+    Some(newest.contains(&node_id(name)))
+}
+
 /// A lease granted or renewed for a node that is not a voter of the newest membership (in
 /// log order, so every member decides alike) is refused: a node being removed (`tandem node
 /// remove`, from the joint configuration on) must not be handed a group during the change or
@@ -413,8 +421,7 @@ fn refuse_leaving_holder(cmd: &Command, m: &Membership<NodeId, MemberNode>) -> O
     let (Command::Grant { group, holder, .. } | Command::Renew { group, holder, .. }) = cmd else {
         return None;
     };
-    let newest = m.get_joint_config().last()?;
-    if newest.contains(&node_id(holder)) {
+    if newest_voter(m, holder)? {
         return None;
     }
     Some(Reply::no(format!(
